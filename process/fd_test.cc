@@ -1,0 +1,108 @@
+#include "process/fd.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "process/leak_check.h"
+#include "process/status_macros.h"
+
+namespace mp {
+namespace {
+
+TEST(FdTest, UniqueFdClosesOnDestruction) {
+  testing::LeakCheck leaks;
+  {
+    absl::StatusOr<FdPair> p = MakePipe();
+    ASSERT_TRUE(p.ok()) << p.status();
+  }
+  EXPECT_TRUE(leaks.Verify(absl::ZeroDuration()).ok());
+}
+
+TEST(FdTest, EveryCreatedFdIsCloseOnExec) {
+  absl::StatusOr<FdPair> p = MakePipe();
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(fcntl(p->read.get(), F_GETFD) & FD_CLOEXEC);
+  EXPECT_TRUE(fcntl(p->write.get(), F_GETFD) & FD_CLOEXEC);
+  absl::StatusOr<FdPair> s = MakeSocketPair();
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE(fcntl(s->read.get(), F_GETFD) & FD_CLOEXEC);
+  absl::StatusOr<UniqueFd> d = DupCloexec(0);
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(fcntl(d->get(), F_GETFD) & FD_CLOEXEC);
+}
+
+TEST(FdTest, WriteAllThenReadExactRoundTrips) {
+  absl::StatusOr<FdPair> s = MakeSocketPair();
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(WriteAll(s->write.get(), "hello").ok());
+  std::string buf(5, '\0');
+  ASSERT_TRUE(ReadExact(s->read.get(), buf.data(), buf.size()).ok());
+  EXPECT_EQ(buf, "hello");
+}
+
+TEST(FdTest, ReadExactReportsEofAsOutOfRangeWithPartialCount) {
+  absl::StatusOr<FdPair> p = MakePipe();
+  ASSERT_TRUE(p.ok());
+  ASSERT_TRUE(WriteAll(p->write.get(), "abc").ok());
+  p->write.reset();
+  char buf[8];
+  size_t got = 99;
+  absl::Status st = ReadExact(p->read.get(), buf, sizeof(buf), &got);
+  EXPECT_EQ(st.code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(got, 3u);
+}
+
+TEST(FdTest, WriteToClosedReaderIsOutOfRangeNotSigpipe) {
+  signal(SIGPIPE, SIG_IGN);
+  absl::StatusOr<FdPair> p = MakePipe();
+  ASSERT_TRUE(p.ok());
+  p->read.reset();
+  EXPECT_EQ(WriteAll(p->write.get(), "x").code(),
+            absl::StatusCode::kOutOfRange);
+}
+
+TEST(FdTest, WaitReadableTimesOutThenSeesData) {
+  absl::StatusOr<FdPair> p = MakePipe();
+  ASSERT_TRUE(p.ok());
+  absl::Time start = absl::Now();
+  absl::StatusOr<bool> r = WaitReadable(p->read.get(), absl::Milliseconds(30));
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(*r);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(30));
+  ASSERT_TRUE(WriteAll(p->write.get(), "x").ok());
+  r = WaitReadable(p->read.get(), absl::ZeroDuration());
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(*r);
+}
+
+TEST(FdTest, NonBlockingReadOfEmptyPipeIsAnErrnoStatus) {
+  absl::StatusOr<FdPair> p = MakePipe();
+  ASSERT_TRUE(p.ok());
+  ASSERT_TRUE(SetNonBlocking(p->read.get()).ok());
+  char c;
+  absl::StatusOr<size_t> n = ReadSome(p->read.get(), &c, 1);
+  EXPECT_EQ(n.status().code(), absl::StatusCode::kUnavailable);  // EAGAIN
+}
+
+absl::Status UsesMacros(bool fail, int* out) {
+  MP_RETURN_IF_ERROR(fail ? absl::InternalError("boom") : absl::OkStatus());
+  MP_ASSIGN_OR_RETURN(*out, absl::StatusOr<int>(7));
+  return absl::OkStatus();
+}
+
+TEST(StatusMacrosTest, ReturnIfErrorAndAssignOrReturn) {
+  int v = 0;
+  EXPECT_EQ(UsesMacros(true, &v).code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(v, 0);
+  EXPECT_TRUE(UsesMacros(false, &v).ok());
+  EXPECT_EQ(v, 7);
+}
+
+}  // namespace
+}  // namespace mp
