@@ -22,7 +22,7 @@ ratio = peer / mp seconds per item: "how many times faster mp is".
 Goals: at_least(x) means ratio >= x; within(x) means mp <= x * peer, i.e.
 ratio >= 1/x; fraction(x) (for bandwidth) means ratio >= x.
 
-Usage:
+Usage (MP_BAZEL overrides the bazel command, e.g. to add --output_base):
   bench/compare.py [--area A ...] [--write-docs] [--min-time 0.5]
 Prints a table; --write-docs replaces the area's table in
 docs/PERFORMANCE.md (between <!-- compare:AREA --> markers) with the
@@ -35,6 +35,7 @@ import importlib.util
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 
@@ -143,11 +144,18 @@ def run_benches(comparisons, min_time, opt):
             if isinstance(m, Bench):
                 binaries.setdefault(m.binary, set()).add(m.name)
     results = {}
-    if binaries:
-        targets = ["//bench:%s" % b for b in sorted(binaries)]
-        subprocess.run(["bazel", "build", "-c", opt] + targets, cwd=ROOT, check=True)
+    if not binaries:
+        return results
+    # MP_BAZEL lets several checkouts or engineers use their own output base:
+    # MP_BAZEL="bazel --output_base=$HOME/.cache/bazel/mine" bench/compare.py
+    bazel = shlex.split(os.environ.get("MP_BAZEL", "bazel"))
+    targets = ["//bench:%s" % b for b in sorted(binaries)]
+    subprocess.run(bazel + ["build", "-c", opt] + targets, cwd=ROOT, check=True)
+    bin_dir = subprocess.run(bazel + ["info", "-c", opt, "bazel-bin"], cwd=ROOT,
+                             check=True, stdout=subprocess.PIPE,
+                             text=True).stdout.strip()
     for binary, names in sorted(binaries.items()):
-        exe = os.path.join(ROOT, "bazel-bin", "bench", binary)
+        exe = os.path.join(bin_dir, "bench", binary)
         filt = "^(%s)$" % "|".join(sorted(n.replace("/", "/") for n in names))
         cmd = [exe, "--benchmark_format=json", "--benchmark_filter=" + filt,
                "--benchmark_min_time=%g" % min_time]
