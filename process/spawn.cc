@@ -194,7 +194,12 @@ absl::StatusOr<pid_t> Spawn(const SpawnOptions& options) {
   if (arg0.empty()) {
     return absl::InvalidArgumentError("Spawn: empty program name");
   }
-  if (arg0.find('/') == std::string::npos) {
+  if (!options.executable.empty()) {
+    if (HasNul(options.executable)) {
+      return absl::InvalidArgumentError("Spawn: executable contains a NUL byte");
+    }
+    path = options.executable;
+  } else if (arg0.find('/') == std::string::npos) {
     absl::StatusOr<std::string> found =
         FindExecutableInPath(arg0, ExecPath(options.env));
     if (!found.ok()) return found.status();
@@ -277,7 +282,8 @@ absl::StatusOr<pid_t> Spawn(const SpawnOptions& options) {
   sigset_t all, old;
   ::sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
-  plan.restore_mask = &old;
+  plan.restore_mask =
+      options.signal_mask.has_value() ? &*options.signal_mask : &old;
   pid_t pid = ::clone(&process_internal::RunChild, stack.top(),
                       CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
   const int clone_errno = errno;

@@ -30,6 +30,7 @@
 #ifndef MP_PROCESS_SPAWN_H_
 #define MP_PROCESS_SPAWN_H_
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <optional>
@@ -47,6 +48,11 @@ struct SpawnOptions {
   // of `env` when given, else this process's) by the parent when it contains
   // no '/'; otherwise it is executed as is. Must not be empty.
   std::vector<std::string> argv;
+
+  // When set, the program to execute instead of looking up `argv[0]`, which
+  // is then passed unchanged (Python's `Popen(executable=...)`). A path, not
+  // looked up in PATH.
+  std::string executable;
 
   // The child's environment as "KEY=VALUE" entries; nullopt inherits
   // `environ` as it is at the time of the call.
@@ -81,6 +87,11 @@ struct SpawnOptions {
 
   // umask(2) for the child; -1 inherits.
   int umask = -1;
+
+  // The child's signal mask; nullopt gives it the caller's mask. A program
+  // that blocks signals for a signalfd sets this to an empty set so the
+  // children it starts can be interrupted.
+  std::optional<sigset_t> signal_mask;
 };
 
 // Spawn()

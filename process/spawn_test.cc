@@ -399,6 +399,34 @@ TEST(SpawnTest, ChildGetsCallersSignalMaskNotTheBlockedOne) {
   EXPECT_TRUE(leaks.Verify().ok());
 }
 
+TEST(SpawnTest, ExplicitSignalMask) {
+  testing::LeakCheck leaks;
+  sigset_t usr2, old;
+  sigemptyset(&usr2);
+  sigaddset(&usr2, SIGUSR2);
+  ::pthread_sigmask(SIG_BLOCK, &usr2, &old);
+  SpawnOptions o;
+  o.argv = {"/bin/grep", "SigBlk", "/proc/self/status"};
+  o.signal_mask.emplace();
+  sigemptyset(&*o.signal_mask);
+  auto [code, out] = RunCapture(o);
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  EXPECT_EQ(out, "SigBlk:\t0000000000000000\n");
+  EXPECT_TRUE(leaks.Verify().ok());
+}
+
+TEST(SpawnTest, ExecutableOverridesLookupAndKeepsArgv0) {
+  testing::LeakCheck leaks;
+  SpawnOptions o;
+  o.argv = {"custom-name", "-c", "echo $0"};
+  o.executable = "/bin/sh";
+  auto [code, out] = RunCapture(o);
+  EXPECT_EQ(out, "custom-name\n");
+  o.executable = "/nonexistent/sh";
+  EXPECT_EQ(Spawn(o).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(leaks.Verify().ok());
+}
+
 TEST(SpawnTest, SetsUmask) {
   testing::LeakCheck leaks;
   SpawnOptions o = Sh("umask");
