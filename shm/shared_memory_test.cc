@@ -1,0 +1,386 @@
+#include "shm/shared_memory.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "process/fd.h"
+#include "process/leak_check.h"
+#include "process/spawn.h"
+#include "shm/internal/tracker.h"
+
+namespace mp {
+namespace {
+
+bool ShmExists(const std::string& name) {
+  struct stat st;
+  return ::stat(("/dev/shm/" + name).c_str(), &st) == 0;
+}
+
+// Polls up to 10 s for `pred`.
+template <typename F>
+bool Eventually(F pred) {
+  for (int i = 0; i < 1000; ++i) {
+    if (pred()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return pred();
+}
+
+bool ProcessGoneOrZombie(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  if (!in) return true;
+  std::string stat((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  size_t close = stat.rfind(')');
+  return close == std::string::npos || stat.compare(close + 2, 1, "Z") == 0 ||
+         stat.compare(close + 2, 1, "X") == 0;
+}
+
+std::string HelperPath() {
+  return absl::StrCat(std::getenv("TEST_SRCDIR"), "/",
+                      std::getenv("TEST_WORKSPACE"),
+                      "/shm/shared_memory_test_helper");
+}
+
+class SharedMemoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Start this process's tracker before the leak checks snapshot: it is a
+    // process-wide helper, not a per-test resource.
+    absl::StatusOr<SharedMemory> warm = SharedMemory::Create(1);
+    ASSERT_TRUE(warm.ok()) << warm.status();
+  }
+};
+
+TEST_F(SharedMemoryTest, CreateAndAttachShareBytes) {
+  testing::LeakCheck leaks("psm_");
+  {
+    absl::StatusOr<SharedMemory> a = SharedMemory::Create(100);
+    ASSERT_TRUE(a.ok()) << a.status();
+    EXPECT_EQ(a->size(), 100u);
+    EXPECT_TRUE(a->owner());
+    EXPECT_EQ(a->span().size(), 100u);
+    std::memcpy(a->data(), "hello", 5);
+    absl::StatusOr<SharedMemory> b = SharedMemory::Attach(a->name());
+    ASSERT_TRUE(b.ok()) << b.status();
+    EXPECT_FALSE(b->owner());
+    EXPECT_EQ(b->size(), 100u);
+    EXPECT_EQ(std::string(b->data(), 5), "hello");
+    b->data()[0] = 'j';
+    EXPECT_EQ(a->data()[0], 'j');
+    // A leading '/' is accepted, as by shm_open.
+    absl::StatusOr<SharedMemory> c = SharedMemory::Attach("/" + a->name());
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->name(), a->name());
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST_F(SharedMemoryTest, DefaultNameIsPythonStyleAndModeIs0600) {
+  absl::StatusOr<SharedMemory> a = SharedMemory::Create(10);
+  ASSERT_TRUE(a.ok());
+  ASSERT_EQ(a->name().size(), 12u);
+  EXPECT_TRUE(absl::StartsWith(a->name(), "psm_"));
+  EXPECT_EQ(a->name().find_first_not_of("0123456789abcdef", 4),
+            std::string::npos);
+  struct stat st;
+  ASSERT_EQ(::stat(("/dev/shm/" + a->name()).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // Zero-filled.
+  for (char c : a->span()) EXPECT_EQ(c, 0);
+}
+
+TEST_F(SharedMemoryTest, OwnerUnlinksAttacherDoesNot) {
+  std::string name;
+  {
+    absl::StatusOr<SharedMemory> a = SharedMemory::Create(10);
+    ASSERT_TRUE(a.ok());
+    name = a->name();
+    { absl::StatusOr<SharedMemory> b = SharedMemory::Attach(name); }
+    EXPECT_TRUE(ShmExists(name));
+    ASSERT_TRUE(a->Close().ok());
+    EXPECT_TRUE(a->Close().ok());  // idempotent
+    EXPECT_FALSE(a->mapped());
+    EXPECT_TRUE(ShmExists(name));  // Close does not unlink
+  }
+  EXPECT_FALSE(ShmExists(name));
+}
+
+TEST_F(SharedMemoryTest, UnlinkAndErrors) {
+  absl::StatusOr<SharedMemory> a = SharedMemory::Create(10);
+  ASSERT_TRUE(a.ok());
+  absl::StatusOr<SharedMemory> b = SharedMemory::Attach(a->name());
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(b->Unlink().ok());  // any process may unlink
+  EXPECT_FALSE(ShmExists(a->name()));
+  EXPECT_EQ(a->Unlink().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(SharedMemory().Unlink().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(b->data()[0], 0);  // mappings stay valid
+}
+
+TEST_F(SharedMemoryTest, BadInput) {
+  EXPECT_EQ(SharedMemory::Create(0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SharedMemory::Create(1, "/").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SharedMemory::Create(1, "a/b").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SharedMemory::Create(1, std::string(300, 'x')).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SharedMemory::Attach("").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SharedMemory::Attach("psm_no_such_segment_here").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(SharedMemory::Open("psm_no_such_segment_here", false).status().code(),
+            absl::StatusCode::kNotFound);
+  absl::StatusOr<SharedMemory> a = SharedMemory::Create(10);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(SharedMemory::Create(10, a->name()).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(ShmExists(a->name()));  // the failed create did not unlink it
+}
+
+TEST_F(SharedMemoryTest, NamedCreateViaOpen) {
+  const std::string name = RandomSharedMemoryName();
+  absl::StatusOr<SharedMemory> a = SharedMemory::Open(name, true, 5000);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->name(), name);
+  EXPECT_EQ(a->size(), 5000u);
+  absl::StatusOr<SharedMemory> b = SharedMemory::Open(name, false);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->size(), 5000u);
+}
+
+TEST_F(SharedMemoryTest, PopulateAndHugePageOptions) {
+  SharedMemory::Options o;
+  o.populate = true;
+  o.huge_pages = true;
+  absl::StatusOr<SharedMemory> a = SharedMemory::Create(4 << 20, "", o);
+  ASSERT_TRUE(a.ok()) << a.status();
+  a->data()[(4 << 20) - 1] = 1;
+  // huge_pages() depends on the kernel's shmem_enabled; either is fine.
+  (void)a->huge_pages();
+}
+
+TEST_F(SharedMemoryTest, DisownedSegmentOutlivesItsObject) {
+  std::string name;
+  {
+    absl::StatusOr<SharedMemory> a = SharedMemory::Create(10);
+    ASSERT_TRUE(a.ok());
+    a->Disown();
+    EXPECT_FALSE(a->owner());
+    name = a->name();
+  }
+  EXPECT_TRUE(ShmExists(name));
+  absl::StatusOr<SharedMemory> b = SharedMemory::Attach(name);
+  ASSERT_TRUE(b.ok());
+  EXPECT_TRUE(b->Unlink().ok());
+}
+
+TEST_F(SharedMemoryTest, ForkChildNeverUnlinksTheParentsSegment) {
+  testing::LeakCheck leaks("psm_");
+  absl::StatusOr<SharedMemory> a = SharedMemory::Create(10);
+  ASSERT_TRUE(a.ok());
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    a->data()[0] = 'c';
+    { SharedMemory moved = std::move(*a); }  // runs the destructor
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(ShmExists(a->name()));
+  EXPECT_EQ(a->data()[0], 'c');
+  a = SharedMemory();
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+// Runs the helper in `mode`; returns {segment name, tracker pid} and the pid.
+struct Helper {
+  pid_t pid = 0;
+  std::string name;
+  pid_t tracker = 0;
+};
+
+Helper StartHelper(const std::string& mode) {
+  Helper h;
+  absl::StatusOr<FdPair> pipe = MakePipe();
+  EXPECT_TRUE(pipe.ok());
+  SpawnOptions o;
+  o.argv = {HelperPath(), mode};
+  o.fds = {{1, pipe->write.get()}};
+  absl::StatusOr<pid_t> pid = Spawn(o);
+  EXPECT_TRUE(pid.ok()) << pid.status();
+  if (!pid.ok()) return h;
+  h.pid = *pid;
+  pipe->write.reset();
+  std::string line;
+  char c;
+  while (ReadExact(pipe->read.get(), &c, 1).ok() && c != '\n') line += c;
+  std::vector<std::string> parts = absl::StrSplit(line, ' ');
+  EXPECT_EQ(parts.size(), 2u) << line;
+  if (parts.size() == 2) {
+    h.name = parts[0];
+    int t = 0;
+    EXPECT_TRUE(absl::SimpleAtoi(parts[1], &t));
+    h.tracker = t;
+  }
+  return h;
+}
+
+void ExpectCleanedUp(const Helper& h, int expected_code) {
+  absl::StatusOr<int> code = WaitPid(h.pid);
+  ASSERT_TRUE(code.ok());
+  EXPECT_EQ(*code, expected_code);
+  ASSERT_FALSE(h.name.empty());
+  EXPECT_TRUE(Eventually([&] { return !ShmExists(h.name); }))
+      << h.name << " left behind";
+  ASSERT_GT(h.tracker, 0);
+  EXPECT_TRUE(Eventually([&] { return ProcessGoneOrZombie(h.tracker); }))
+      << "tracker " << h.tracker << " still running";
+}
+
+TEST_F(SharedMemoryTest, NoLeftoverAfterNormalExit) {
+  testing::LeakCheck leaks("psm_");
+  ExpectCleanedUp(StartHelper("exit"), 0);
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST_F(SharedMemoryTest, NoLeftoverAfterUncaughtException) {
+  testing::LeakCheck leaks("psm_");
+  ExpectCleanedUp(StartHelper("throw"), -SIGABRT);
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST_F(SharedMemoryTest, NoLeftoverAfterSigkillOfTheCreator) {
+  testing::LeakCheck leaks("psm_");
+  Helper h = StartHelper("hang");
+  ASSERT_GT(h.pid, 0);
+  EXPECT_TRUE(ShmExists(h.name));
+  EXPECT_FALSE(ProcessGoneOrZombie(h.tracker));
+  ASSERT_EQ(kill(h.pid, SIGKILL), 0);
+  ExpectCleanedUp(h, -SIGKILL);
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+// Runs /usr/bin/python3 with `script` and `args`; returns its exit code and
+// stdout.
+absl::StatusOr<std::pair<int, std::string>> RunPython(
+    const std::string& script, std::vector<std::string> args,
+    std::function<void(const std::string&)> on_first_line = nullptr) {
+  absl::StatusOr<FdPair> out = MakePipe();
+  if (!out.ok()) return out.status();
+  SpawnOptions o;
+  o.argv = {"/usr/bin/python3", "-c", script};
+  for (auto& a : args) o.argv.push_back(a);
+  o.fds = {{1, out->write.get()}};
+  absl::StatusOr<pid_t> pid = Spawn(o);
+  if (!pid.ok()) return pid.status();
+  out->write.reset();
+  std::string all;
+  char buf[256];
+  bool first = true;
+  for (;;) {
+    absl::StatusOr<size_t> n = ReadSome(out->read.get(), buf, sizeof(buf));
+    if (!n.ok() || *n == 0) break;
+    all.append(buf, *n);
+    if (first && on_first_line && all.find('\n') != std::string::npos) {
+      first = false;
+      on_first_line(all.substr(0, all.find('\n')));
+    }
+  }
+  absl::StatusOr<int> code = WaitPid(*pid);
+  if (!code.ok()) return code.status();
+  return std::make_pair(*code, all);
+}
+
+TEST_F(SharedMemoryTest, PythonAttachesToOurSegment) {
+  testing::LeakCheck leaks("psm_");
+  {
+    absl::StatusOr<SharedMemory> a = SharedMemory::Create(64);
+    ASSERT_TRUE(a.ok());
+    std::memcpy(a->data(), "from c++", 8);
+    const std::string script = R"(
+import sys
+from multiprocessing import shared_memory, resource_tracker
+shm = shared_memory.SharedMemory(name=sys.argv[1])
+# Python's tracker would unlink a segment it merely attached to; undo that.
+resource_tracker.unregister(shm._name, "shared_memory")
+print(bytes(shm.buf[:8]).decode(), shm.size)
+shm.buf[:6] = b"python"
+shm.close()
+)";
+    auto r = RunPython(script, {a->name()});
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->first, 0);
+    EXPECT_EQ(r->second, "from c++ 64\n");
+    EXPECT_EQ(std::string(a->data(), 8), "python++");
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST_F(SharedMemoryTest, WeAttachToPythonsSegment) {
+  testing::LeakCheck leaks("psm_");
+  const std::string script = R"(
+import sys
+from multiprocessing import shared_memory
+shm = shared_memory.SharedMemory(create=True, size=100)
+shm.buf[:6] = b"python"
+print(shm.name, flush=True)
+sys.stdin.read(1) if False else None
+import time
+for _ in range(1000):
+    if bytes(shm.buf[:3]) == b"c++":
+        break
+    time.sleep(0.01)
+print(bytes(shm.buf[:6]).decode())
+shm.close()
+shm.unlink()
+)";
+  std::string seen;
+  auto r = RunPython(script, {}, [&](const std::string& name) {
+    absl::StatusOr<SharedMemory> b = SharedMemory::Attach(name);
+    ASSERT_TRUE(b.ok()) << b.status();
+    EXPECT_FALSE(b->owner());
+    EXPECT_EQ(b->size(), 100u);
+    seen = std::string(b->data(), 6);
+    std::memcpy(b->data(), "c++", 3);
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->first, 0);
+  EXPECT_EQ(seen, "python");
+  EXPECT_TRUE(absl::EndsWith(r->second, "c++hon\n")) << r->second;
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST_F(SharedMemoryTest, MoveTransfersOwnership) {
+  absl::StatusOr<SharedMemory> a = SharedMemory::Create(10);
+  ASSERT_TRUE(a.ok());
+  const std::string name = a->name();
+  SharedMemory b = std::move(*a);
+  EXPECT_FALSE(a->owner());
+  EXPECT_TRUE(b.owner());
+  *a = SharedMemory();
+  EXPECT_TRUE(ShmExists(name));
+  b = SharedMemory();
+  EXPECT_FALSE(ShmExists(name));
+}
+
+}  // namespace
+}  // namespace mp
