@@ -1,0 +1,429 @@
+#include "pool/internal/core.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+
+namespace mp {
+namespace pool_internal {
+
+Core::Core(CoreOptions options, std::unique_ptr<FunctionTable> table,
+           std::unique_ptr<Transport> transport)
+    : options_(options),
+      table_(std::move(table)),
+      transport_(std::move(transport)) {}
+
+Core::~Core() {
+  Terminate();
+  Join().IgnoreError();
+}
+
+absl::Status Core::Start() {
+  {
+    std::lock_guard<std::mutex> join_lock(join_mu_);
+    if (handler_.joinable() || joined_) {
+      return absl::FailedPreconditionError("pool already started");
+    }
+    handler_ = std::thread([this] { HandlerLoop(); });
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  started_cv_.wait(lock, [this] { return started_; });
+  return start_status_;
+}
+
+uint32_t Core::AddFunction(std::shared_ptr<ChunkRunner> runner,
+                           std::pair<const void*, uintptr_t> key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return table_->Add(std::move(runner), key);
+}
+
+absl::StatusOr<std::vector<uint64_t>> Core::Submit(
+    std::vector<TaskSpec> specs) {
+  std::vector<uint64_t> ids;
+  ids.reserve(specs.size());
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_ || terminating_) {
+    return absl::FailedPreconditionError("pool is not running (closed or terminated)");
+  }
+  if (!broken_.ok()) return broken_;
+  for (TaskSpec& spec : specs) {
+    if (spec.function >= table_->size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("no function ", spec.function, " in the pool's table"));
+    }
+  }
+  for (TaskSpec& spec : specs) {
+    uint64_t id = next_id_++;
+    Task& t = tasks_[id];
+    t.id = id;
+    t.function = spec.function;
+    t.payload = std::move(spec.payload);
+    t.base_index = spec.base_index;
+    t.done = std::move(spec.done);
+    pending_.push_back(id);
+    ++pending_functions_[t.function];
+    ids.push_back(id);
+  }
+  Dispatch();
+  transport_->Flush();
+  if (!pending_.empty()) transport_->Wake();
+  return ids;
+}
+
+void Core::RemovePending(uint64_t id) {
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) return;
+  auto fit = pending_functions_.find(it->second.function);
+  if (fit != pending_functions_.end() && --fit->second == 0) {
+    pending_functions_.erase(fit);
+  }
+}
+
+bool Core::Cancel(uint64_t task_id) {
+  Done done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tasks_.find(task_id);
+    if (it == tasks_.end() || it->second.worker != 0) return false;
+    RemovePending(task_id);
+    done = std::move(it->second.done);
+    tasks_.erase(it);  // its id stays in pending_ and is skipped
+  }
+  if (done) done(absl::CancelledError("task cancelled"));
+  return true;
+}
+
+bool Core::IsSent(uint64_t task_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = tasks_.find(task_id);
+  return it != tasks_.end() && it->second.worker != 0;
+}
+
+void Core::Close() {
+  std::lock_guard<std::mutex> lock(mu_);
+  closed_ = true;
+  transport_->Wake();
+}
+
+void Core::Terminate() {
+  std::vector<Completion> completions;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    if (!terminating_) {
+      terminating_ = true;
+      FailAll(absl::CancelledError("pool terminated"), &completions);
+      for (Worker& w : workers_) {
+        w.stopping = true;
+        transport_->KillWorker(w.id);
+      }
+    }
+    transport_->Wake();
+  }
+  for (Completion& c : completions) c.first(std::move(c.second));
+}
+
+absl::Status Core::Join() {
+  std::lock_guard<std::mutex> join_lock(join_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!closed_) {
+      return absl::FailedPreconditionError(
+          "Join() needs Close() or Terminate() first");
+    }
+  }
+  if (handler_.joinable()) {
+    if (handler_.get_id() == std::this_thread::get_id()) {
+      return absl::FailedPreconditionError(
+          "Join() called from a result callback");
+    }
+    handler_.join();
+  }
+  joined_ = true;
+  return absl::OkStatus();
+}
+
+std::vector<int64_t> Core::WorkerPids() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<int64_t> pids;
+  for (const Worker& w : workers_) pids.push_back(transport_->WorkerPid(w.id));
+  return pids;
+}
+
+int64_t Core::workers_started() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return workers_started_;
+}
+
+Core::Worker* Core::FindWorker(WorkerId id) {
+  for (Worker& w : workers_) {
+    if (w.id == id) return &w;
+  }
+  return nullptr;
+}
+
+int Core::LiveWorkers() const {
+  int n = 0;
+  for (const Worker& w : workers_) n += w.stopping ? 0 : 1;
+  return n;
+}
+
+bool Core::StartOneWorker() {
+  absl::StatusOr<WorkerId> id = transport_->StartWorker(table_->size());
+  if (!id.ok()) {
+    if (broken_.ok() && LiveWorkers() == 0) {
+      broken_ = absl::Status(id.status().code(),
+                             absl::StrCat("pool broken: cannot start a worker: ",
+                                          id.status().message()));
+    }
+    return false;
+  }
+  Worker w;
+  w.id = *id;
+  w.generation = table_->size();
+  workers_.push_back(std::move(w));
+  ++workers_started_;
+  return true;
+}
+
+void Core::Requeue(uint64_t id, bool front) {
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) return;
+  it->second.worker = 0;
+  ++pending_functions_[it->second.function];
+  if (front) {
+    pending_.push_front(id);
+  } else {
+    pending_.push_back(id);
+  }
+}
+
+void Core::FailAll(const absl::Status& status, std::vector<Completion>* out) {
+  for (auto& [id, task] : tasks_) {
+    if (task.done) out->emplace_back(std::move(task.done), status);
+  }
+  tasks_.clear();
+  pending_.clear();
+  pending_functions_.clear();
+  for (Worker& w : workers_) w.outstanding.clear();
+}
+
+void Core::Break(absl::Status status, std::vector<Completion>* out) {
+  if (broken_.ok()) broken_ = status;
+  FailAll(broken_, out);
+  for (Worker& w : workers_) {
+    if (!w.stopping) {
+      w.stopping = true;
+      transport_->StopWorker(w.id);
+    }
+  }
+}
+
+void Core::HandleEvent(TransportEvent& ev, std::vector<Completion>* out) {
+  Worker* w = FindWorker(ev.worker);
+  switch (ev.kind) {
+    case TransportEvent::Kind::kResult: {
+      if (w != nullptr) {
+        auto pos = std::find(w->outstanding.begin(), w->outstanding.end(),
+                             ev.task_id);
+        if (pos != w->outstanding.end()) w->outstanding.erase(pos);
+      }
+      auto it = tasks_.find(ev.task_id);
+      if (it == tasks_.end()) return;  // terminated or broken meanwhile
+      Task& t = it->second;
+      if (ev.ok) {
+        out->emplace_back(std::move(t.done), std::move(ev.payload));
+      } else {
+        out->emplace_back(std::move(t.done),
+                          DecodeFailureStatus(ev.payload, t.base_index));
+      }
+      tasks_.erase(it);
+      return;
+    }
+    case TransportEvent::Kind::kInitFailed: {
+      Break(absl::AbortedError(absl::StrCat(
+                "pool broken: worker initializer failed in ",
+                transport_->WorkerName(ev.worker), ": ", ev.status.message())),
+            out);
+      return;
+    }
+    case TransportEvent::Kind::kWorkerExited: {
+      if (w == nullptr) return;
+      std::deque<uint64_t> held = std::move(w->outstanding);
+      workers_.erase(workers_.begin() + (w - workers_.data()));
+      if (held.empty()) return;
+      std::string why = ev.status.ok()
+                            ? absl::StrCat("worker lost: ",
+                                           transport_->WorkerName(ev.worker),
+                                           " exited with code 0")
+                            : std::string(ev.status.message());
+      uint64_t blamed = held.front();
+      if (ev.running_task != 0 &&
+          std::find(held.begin(), held.end(), ev.running_task) != held.end()) {
+        blamed = ev.running_task;
+      }
+      // Tasks it had not started go back to the front, in order.
+      for (auto rit = held.rbegin(); rit != held.rend(); ++rit) {
+        if (*rit != blamed) Requeue(*rit, /*front=*/true);
+      }
+      auto it = tasks_.find(blamed);
+      if (it == tasks_.end()) return;
+      Task& t = it->second;
+      if (++t.attempts <= options_.retries) {
+        Requeue(blamed, /*front=*/true);
+        return;
+      }
+      absl::Status s = absl::UnavailableError(
+          absl::StrCat("task ", t.base_index, " lost: ", why));
+      s.SetPayload("mp.index", absl::Cord(absl::StrCat(t.base_index)));
+      s.SetPayload("mp.pid",
+                   absl::Cord(absl::StrCat(transport_->WorkerPid(ev.worker))));
+      out->emplace_back(std::move(t.done), std::move(s));
+      tasks_.erase(it);
+      return;
+    }
+  }
+}
+
+void Core::Maintain(std::vector<Completion>* out) {
+  if (terminating_) return;
+  if (!broken_.ok()) {
+    if (!tasks_.empty()) FailAll(broken_, out);
+    return;
+  }
+  const bool done = closed_ && tasks_.empty();
+  if (done) {
+    for (Worker& w : workers_) {
+      if (!w.stopping) {
+        w.stopping = true;
+        transport_->StopWorker(w.id);
+      }
+    }
+    return;
+  }
+  // Retire workers that reached max_tasks_per_child, and idle workers whose
+  // table is too old for every pending task.
+  const uint32_t newest = table_->size();
+  for (Worker& w : workers_) {
+    if (w.stopping || !w.outstanding.empty()) continue;
+    bool retire = options_.max_tasks_per_child > 0 &&
+                  w.assigned >= options_.max_tasks_per_child;
+    if (!retire && w.generation < newest && !pending_functions_.empty() &&
+        pending_functions_.begin()->first >= w.generation) {
+      retire = true;
+    }
+    if (retire) {
+      w.stopping = true;
+      transport_->StopWorker(w.id);
+    }
+  }
+  while (LiveWorkers() < options_.processes) {
+    if (!StartOneWorker()) break;
+  }
+  if (!broken_.ok()) {
+    FailAll(broken_, out);
+    return;
+  }
+  Dispatch();
+}
+
+void Core::Dispatch() {
+  if (terminating_ || !broken_.ok()) return;
+  int live = 0;
+  for (const Worker& w : workers_) live += w.stopping ? 0 : 1;
+  if (live == 0) return;
+  while (!pending_.empty()) {
+    uint64_t id = pending_.front();
+    auto it = tasks_.find(id);
+    if (it == tasks_.end() || it->second.worker != 0) {
+      pending_.pop_front();  // cancelled
+      continue;
+    }
+    Task& t = it->second;
+    // Spread what is pending over the workers, at most the per-worker cap.
+    int share = static_cast<int>((pending_.size() + live - 1) / live);
+    share = std::max(1, std::min(share, options_.max_inflight_per_worker));
+    Worker* best = nullptr;
+    for (Worker& w : workers_) {
+      if (w.stopping || w.generation <= t.function) continue;
+      if (options_.max_tasks_per_child > 0 &&
+          w.assigned >= options_.max_tasks_per_child) {
+        continue;
+      }
+      int limit = w.outstanding.empty() ? std::max(share, 1) : share;
+      if (static_cast<int>(w.outstanding.size()) >= limit) continue;
+      if (best == nullptr || w.outstanding.size() < best->outstanding.size()) {
+        best = &w;
+      }
+    }
+    if (best == nullptr) return;
+    pending_.pop_front();
+    RemovePending(id);
+    absl::Status s = transport_->Send(best->id, id, t.function, t.payload);
+    if (!s.ok()) {
+      // The worker is going away; its exit event will come. Keep the task.
+      Requeue(id, /*front=*/true);
+      best->stopping = true;
+      return;
+    }
+    t.worker = best->id;
+    best->outstanding.push_back(id);
+    ++best->assigned;
+  }
+}
+
+void Core::HandlerLoop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int i = 0; i < options_.processes; ++i) {
+      if (!StartOneWorker()) break;
+    }
+    if (workers_.empty()) {
+      start_status_ = broken_.ok() ? absl::InternalError("no worker started")
+                                   : broken_;
+    } else if (static_cast<int>(workers_.size()) < options_.processes) {
+      // Some failed: run with fewer, try again later.
+    }
+    started_ = true;
+    if (!start_status_.ok()) {
+      closed_ = true;
+      terminating_ = true;
+    }
+  }
+  started_cv_.notify_all();
+
+  std::vector<TransportEvent> events;
+  std::vector<Completion> completions;
+  for (;;) {
+    events.clear();
+    completions.clear();
+    absl::Status polled = transport_->Poll(absl::InfiniteDuration(), &events);
+    bool exit = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (TransportEvent& ev : events) HandleEvent(ev, &completions);
+      if (!polled.ok() && broken_.ok()) {
+        Break(absl::InternalError(absl::StrCat("pool broken: ", polled.message())),
+              &completions);
+        for (Worker& w : workers_) transport_->KillWorker(w.id);
+        terminating_ = true;
+        closed_ = true;
+      }
+      Maintain(&completions);
+      transport_->Flush();
+      exit = workers_.empty() &&
+             (terminating_ || (closed_ && tasks_.empty()) ||
+              (!broken_.ok() && closed_));
+    }
+    for (Completion& c : completions) {
+      if (c.first) c.first(std::move(c.second));
+    }
+    if (exit) break;
+  }
+}
+
+}  // namespace pool_internal
+}  // namespace mp

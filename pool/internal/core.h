@@ -1,0 +1,176 @@
+// -----------------------------------------------------------------------------
+// File: pool/internal/core.h
+// -----------------------------------------------------------------------------
+//
+// `pool_internal::Core` is the pool's logic, independent of how tasks travel
+// (see `transport.h`): it owns the pending queue and the tasks each worker
+// holds, hands tasks to workers (a bounded number in flight per worker),
+// keeps `processes` workers alive, retires them at `max_tasks_per_child`,
+// fails or retries the task a lost worker was running and re-queues the
+// tasks it had not started, and breaks the pool when an initializer fails.
+// `Pool` and `ProcessPoolExecutor` are typed layers over one `Core`.
+//
+// A task is (function index, payload, base index) and a `Done` callback that
+// is called exactly once: with the result bytes, or with the status (task
+// failure, worker lost, cancelled, terminated, pool broken). `Done` runs
+// without the core's lock, on the handler thread, or on the thread that
+// called `Cancel()`/`Terminate()`.
+
+#ifndef MP_POOL_INTERNAL_CORE_H_
+#define MP_POOL_INTERNAL_CORE_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "pool/internal/runner.h"
+#include "pool/internal/transport.h"
+
+namespace mp {
+namespace pool_internal {
+
+struct CoreOptions {
+  int processes = 1;
+  // A worker exits and is replaced after this many tasks (chunks); 0: never.
+  int max_tasks_per_child = 0;
+  // How many times a task whose worker died while running it is run again
+  // (0: it fails with "worker lost").
+  int retries = 0;
+  // Most tasks sent ahead to one worker.
+  int max_inflight_per_worker = 32;
+};
+
+class Core {
+ public:
+  using Done = std::function<void(absl::StatusOr<std::string>)>;
+
+  struct TaskSpec {
+    uint32_t function = 0;
+    std::string payload;
+    int64_t base_index = 0;  // index of the chunk's first item, for errors
+    Done done;
+  };
+
+  // The transport is created by the caller with a pointer to `table()`.
+  Core(CoreOptions options, std::unique_ptr<FunctionTable> table,
+       std::unique_ptr<Transport> transport);
+  ~Core();  // Terminate() and Join()
+
+  Core(const Core&) = delete;
+  Core& operator=(const Core&) = delete;
+
+  // Core::Start()
+  //
+  // Starts the handler thread, which starts the workers. Returns the error
+  // that kept the first worker from starting (the core is then broken).
+  absl::Status Start();
+
+  // Core::AddFunction()
+  //
+  // Adds a runner to the table (see `FunctionTable::Add`). Workers started
+  // before it cannot run it; the core replaces idle ones as tasks need.
+  uint32_t AddFunction(std::shared_ptr<ChunkRunner> runner,
+                       std::pair<const void*, uintptr_t> key);
+
+  // Core::Submit()
+  //
+  // Queues tasks in order; returns their ids. Errors: kFailedPrecondition
+  // after Close()/Terminate(), the pool's broken status; then no `done` is
+  // called.
+  absl::StatusOr<std::vector<uint64_t>> Submit(std::vector<TaskSpec> tasks);
+
+  // Core::Cancel()
+  //
+  // Cancels a task that no worker has yet: its `done` gets kCancelled (on
+  // this thread) and true is returned. False if it was sent or is finished.
+  bool Cancel(uint64_t task_id);
+
+  // Core::IsSent()
+  //
+  // True while the task is held by a worker (Python's `Future.running()`).
+  bool IsSent(uint64_t task_id) const;
+
+  // Core::Close() / Terminate() / Join()
+  //
+  // Close: no new tasks; workers exit when all are done. Terminate: fails
+  // every unfinished task with kCancelled and kills the workers. Join: waits
+  // for the workers to be gone; kFailedPrecondition before Close/Terminate or
+  // when called from a `Done` callback.
+  void Close();
+  void Terminate();
+  absl::Status Join();
+
+  // Diagnostics and tests: pids of live workers (0 for threads), and how
+  // many workers were started in all.
+  std::vector<int64_t> WorkerPids() const;
+  int64_t workers_started() const;
+
+ private:
+  struct Task {
+    uint64_t id = 0;
+    uint32_t function = 0;
+    std::string payload;
+    int64_t base_index = 0;
+    Done done;
+    int attempts = 0;
+    WorkerId worker = 0;  // 0: pending
+  };
+  struct Worker {
+    WorkerId id = 0;
+    uint32_t generation = 0;
+    std::deque<uint64_t> outstanding;
+    int assigned = 0;
+    bool stopping = false;
+  };
+  using Completion = std::pair<Done, absl::StatusOr<std::string>>;
+
+  void HandlerLoop();
+  void HandleEvent(TransportEvent& ev, std::vector<Completion>* out);
+  void Maintain(std::vector<Completion>* out);
+  void Dispatch();
+  void Break(absl::Status status, std::vector<Completion>* out);
+  void FailAll(const absl::Status& status, std::vector<Completion>* out);
+  void Requeue(uint64_t id, bool front);
+  void RemovePending(uint64_t id);
+  bool StartOneWorker();
+  int LiveWorkers() const;
+  Worker* FindWorker(WorkerId id);
+
+  const CoreOptions options_;
+  std::unique_ptr<FunctionTable> table_;
+  std::unique_ptr<Transport> transport_;
+
+  mutable std::mutex mu_;
+  std::condition_variable started_cv_;
+  bool started_ = false;
+  absl::Status start_status_;
+  bool closed_ = false;
+  bool terminating_ = false;
+  absl::Status broken_;
+  uint64_t next_id_ = 1;
+  std::unordered_map<uint64_t, Task> tasks_;
+  std::deque<uint64_t> pending_;
+  std::map<uint32_t, int> pending_functions_;  // function -> pending count
+  std::vector<Worker> workers_;
+  int64_t workers_started_ = 0;
+
+  std::mutex join_mu_;
+  std::thread handler_;
+  bool joined_ = false;
+};
+
+}  // namespace pool_internal
+}  // namespace mp
+
+#endif  // MP_POOL_INTERNAL_CORE_H_

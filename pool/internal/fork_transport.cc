@@ -1,0 +1,574 @@
+#include "pool/internal/fork_transport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "process/status_macros.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+namespace mp {
+namespace pool_internal {
+namespace {
+
+constexpr size_t kHeader = 16;
+constexpr size_t kReadChunk = 256 * 1024;
+constexpr size_t kBigFrame = 256 * 1024;
+constexpr uint32_t kResultOk = 0;
+constexpr uint32_t kResultFailure = 1;
+constexpr uint32_t kInitFailure = 2;
+
+// pidfd_open(2); -1 with errno (ENOSYS on old kernels: callers fall back on
+// socket EOF).
+int PidfdOpen(pid_t pid) {
+  long fd = syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0) return -1;
+  int flags = fcntl(static_cast<int>(fd), F_GETFD);
+  if (flags >= 0) fcntl(static_cast<int>(fd), F_SETFD, flags | FD_CLOEXEC);
+  return static_cast<int>(fd);
+}
+
+// Every fd any ForkTransport of this process holds, so a forked worker can
+// close the fds of other workers and other pools.
+std::mutex& RegistryMu() {
+  static std::mutex* mu = new std::mutex;
+  return *mu;
+}
+std::set<int>& Registry() {
+  static std::set<int>* fds = new std::set<int>;
+  return *fds;
+}
+void Register(int fd) {
+  if (fd < 0) return;
+  std::lock_guard<std::mutex> lock(RegistryMu());
+  Registry().insert(fd);
+}
+void Unregister(int fd) {
+  if (fd < 0) return;
+  std::lock_guard<std::mutex> lock(RegistryMu());
+  Registry().erase(fd);
+}
+
+void PutHeader(std::string* out, size_t at, uint32_t len, uint32_t word,
+               uint64_t task) {
+  char* p = &(*out)[at];
+  std::memcpy(p, &len, 4);
+  std::memcpy(p + 4, &word, 4);
+  std::memcpy(p + 8, &task, 8);
+}
+
+std::string DescribeWait(pid_t pid, int wstatus) {
+  if (WIFSIGNALED(wstatus)) {
+    int sig = WTERMSIG(wstatus);
+    const char* name = strsignal(sig);
+    return absl::StrCat("worker lost: pid ", pid, " was killed by signal ",
+                        sig, " (", name ? name : "?", ")");
+  }
+  if (WIFEXITED(wstatus)) {
+    return absl::StrCat("worker lost: pid ", pid, " exited with code ",
+                        WEXITSTATUS(wstatus));
+  }
+  return absl::StrCat("worker lost: pid ", pid, " ended (status ", wstatus, ")");
+}
+
+int64_t NowNanos() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+// Worker side: blocking full write; false when the pool is gone.
+bool WriteFully(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ForkTransport>> ForkTransport::Create(
+    const FunctionTable* table, ForkTransportOptions options) {
+  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) return absl::ErrnoToStatus(errno, "eventfd");
+  Register(fd);
+  return std::unique_ptr<ForkTransport>(
+      new ForkTransport(table, std::move(options), UniqueFd(fd)));
+}
+
+ForkTransport::ForkTransport(const FunctionTable* table,
+                             ForkTransportOptions options, UniqueFd wake)
+    : table_(table), options_(std::move(options)), wake_(std::move(wake)) {}
+
+ForkTransport::~ForkTransport() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [id, p] : procs_) {
+    ::kill(p->pid, SIGKILL);
+    int st;
+    while (::waitpid(p->pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    Unregister(p->sock.get());
+    Unregister(p->pidfd.get());
+    if (p->slot) munmap(p->slot, sizeof(*p->slot));
+  }
+  procs_.clear();
+  Unregister(wake_.get());
+}
+
+absl::StatusOr<WorkerId> ForkTransport::StartWorker(uint32_t generation) {
+  (void)generation;  // the forked worker sees the table as it is now
+  MP_ASSIGN_OR_RETURN(FdPair pair, MakeSocketPair());
+  void* page = mmap(nullptr, sizeof(std::atomic<uint64_t>),
+                    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap");
+  auto* slot = new (page) std::atomic<uint64_t>(0);
+
+  std::vector<int> close_fds;
+  {
+    std::lock_guard<std::mutex> lock(RegistryMu());
+    close_fds.assign(Registry().begin(), Registry().end());
+  }
+  close_fds.push_back(pair.read.get());  // the pool's end
+
+  fflush(nullptr);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid == 0) {
+    // Child: default dispositions for the signals that end a worker, Ctrl-C
+    // ignored (the pool's owner handles it), then the old mask back.
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGPIPE, SIG_IGN);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    WorkerMain(pair.write.get(), parent, close_fds, slot);
+  }
+  int fork_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) {
+    munmap(page, sizeof(std::atomic<uint64_t>));
+    return absl::ErrnoToStatus(fork_errno, "fork");
+  }
+  pair.write.reset();
+  auto p = std::make_unique<Proc>();
+  p->pid = pid;
+  p->sock = std::move(pair.read);
+  p->slot = slot;
+  int pidfd = PidfdOpen(pid);
+  if (pidfd >= 0) p->pidfd.reset(pidfd);
+  absl::Status nb = SetNonBlocking(p->sock.get());
+  if (!nb.ok()) {
+    ::kill(pid, SIGKILL);
+    int st;
+    ::waitpid(pid, &st, 0);
+    munmap(page, sizeof(std::atomic<uint64_t>));
+    return nb;
+  }
+  Register(p->sock.get());
+  Register(p->pidfd.get());
+  std::lock_guard<std::mutex> lock(mu_);
+  WorkerId id = next_id_++;
+  p->id = id;
+  procs_[id] = std::move(p);
+  return id;
+}
+
+void ForkTransport::WorkerMain(int sock, pid_t parent,
+                               const std::vector<int>& close_fds,
+                               std::atomic<uint64_t>* slot) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(1);
+  for (int fd : close_fds) {
+    if (fd != sock) ::close(fd);
+  }
+  std::string out;
+  const int64_t pid = getpid();
+  if (options_.initializer) {
+    absl::Status s;
+    try {
+      s = options_.initializer();
+    } catch (const std::exception& e) {
+      s = absl::UnknownError(absl::StrCat(CurrentExceptionType(), ": ", e.what()));
+    } catch (...) {
+      s = absl::UnknownError(CurrentExceptionType());
+    }
+    if (!s.ok()) {
+      TaskFailure f;
+      f.code = static_cast<int32_t>(s.code());
+      f.message = std::string(s.message());
+      f.pid = pid;
+      out.resize(kHeader);
+      EncodeTo(f, &out);
+      PutHeader(&out, 0, static_cast<uint32_t>(out.size() - kHeader),
+                kInitFailure, 0);
+      WriteFully(sock, out.data(), out.size());
+      fflush(nullptr);
+      _exit(0);
+    }
+  }
+  std::string in;
+  size_t start = 0;  // parse position in `in`
+  int64_t last_flush = NowNanos();
+  for (;;) {
+    // Read more: at least what the frame at `start` still needs.
+    size_t have = in.size() - start;
+    size_t need = kReadChunk;
+    if (have >= kHeader) {
+      uint32_t len;
+      std::memcpy(&len, in.data() + start, 4);
+      need = std::max(need, kHeader + len - have);
+    }
+    if (start > 0) {
+      in.erase(0, start);
+      start = 0;
+    }
+    size_t old = in.size();
+    in.resize(old + need);
+    ssize_t n;
+    do {
+      n = ::read(sock, &in[old], need);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) break;  // the pool closed our input, or is gone
+    in.resize(old + static_cast<size_t>(n));
+    // Run every complete frame.
+    while (in.size() - start >= kHeader) {
+      uint32_t len, fn;
+      uint64_t task;
+      const char* h = in.data() + start;
+      std::memcpy(&len, h, 4);
+      std::memcpy(&fn, h + 4, 4);
+      std::memcpy(&task, h + 8, 8);
+      if (in.size() - start < kHeader + len) break;
+      absl::string_view args(h + kHeader, len);
+      size_t at = out.size();
+      out.resize(at + kHeader);
+      TaskFailure failure;
+      bool ok = false;
+      ChunkRunner* runner = table_->Get(fn);
+      // The shared page says what we run, should we die in it.
+      slot->store(task, std::memory_order_relaxed);
+      if (runner == nullptr) {
+        failure.code = static_cast<int32_t>(absl::StatusCode::kInternal);
+        failure.message = absl::StrCat("worker has no function ", fn);
+      } else {
+        ok = runner->Run(args, &out, &failure);
+      }
+      slot->store(0, std::memory_order_relaxed);
+      if (!ok) {
+        failure.pid = pid;
+        out.resize(at + kHeader);
+        EncodeTo(failure, &out);
+      }
+      PutHeader(&out, at, static_cast<uint32_t>(out.size() - at - kHeader),
+                ok ? kResultOk : kResultFailure, task);
+      start += kHeader + len;
+      int64_t now = NowNanos();
+      if (out.size() >= kBigFrame || now - last_flush > 1000000) {
+        if (!WriteFully(sock, out.data(), out.size())) {
+          fflush(nullptr);
+          _exit(0);
+        }
+        out.clear();
+        last_flush = now;
+      }
+    }
+    if (!out.empty()) {
+      if (!WriteFully(sock, out.data(), out.size())) break;
+      out.clear();
+      last_flush = NowNanos();
+    }
+  }
+  fflush(nullptr);
+  _exit(0);
+}
+
+absl::Status ForkTransport::Send(WorkerId worker, uint64_t task_id,
+                                 uint32_t function, absl::string_view payload) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = procs_.find(worker);
+  if (it == procs_.end() || it->second->eof || it->second->shut) {
+    return absl::OutOfRangeError("worker gone");
+  }
+  Proc& p = *it->second;
+  size_t at = p.out.size();
+  p.out.resize(at + kHeader);
+  PutHeader(&p.out, at, static_cast<uint32_t>(payload.size()), function,
+            task_id);
+  p.out.append(payload.data(), payload.size());
+  return absl::OkStatus();
+}
+
+bool ForkTransport::FlushLocked(Proc& p) {
+  while (p.out_off < p.out.size()) {
+    ssize_t n = ::send(p.sock.get(), p.out.data() + p.out_off,
+                       p.out.size() - p.out_off, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+      p.out.clear();
+      p.out_off = 0;
+      return false;
+    }
+    p.out_off += static_cast<size_t>(n);
+  }
+  p.out.clear();
+  p.out_off = 0;
+  if (p.stop_requested && !p.shut) {
+    ::shutdown(p.sock.get(), SHUT_WR);
+    p.shut = true;
+  }
+  return true;
+}
+
+void ForkTransport::Flush() {
+  bool left = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, p] : procs_) {
+      if (p->out_off < p->out.size()) {
+        FlushLocked(*p);
+        left |= p->out_off < p->out.size();
+      }
+    }
+  }
+  if (left) Wake();
+}
+
+void ForkTransport::StopWorker(WorkerId worker) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = procs_.find(worker);
+  if (it == procs_.end()) return;
+  Proc& p = *it->second;
+  p.stop_requested = true;
+  if (p.out_off >= p.out.size() && !p.shut) {
+    ::shutdown(p.sock.get(), SHUT_WR);
+    p.shut = true;
+  }
+}
+
+void ForkTransport::KillWorker(WorkerId worker) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = procs_.find(worker);
+  if (it == procs_.end()) return;
+  ::kill(it->second->pid, SIGKILL);
+}
+
+void ForkTransport::Wake() {
+  uint64_t one = 1;
+  ssize_t n = ::write(wake_.get(), &one, sizeof one);
+  (void)n;  // EAGAIN: the counter is already non-zero
+}
+
+std::string ForkTransport::WorkerName(WorkerId worker) {
+  return absl::StrCat("pid ", WorkerPid(worker));
+}
+
+int64_t ForkTransport::WorkerPid(WorkerId worker) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = procs_.find(worker);
+  return it == procs_.end() ? 0 : it->second->pid;
+}
+
+void ForkTransport::ParseLocked(Proc& p, std::vector<TransportEvent>* events) {
+  size_t pos = 0;
+  while (p.in.size() - pos >= kHeader) {
+    uint32_t len, word;
+    uint64_t task;
+    const char* h = p.in.data() + pos;
+    std::memcpy(&len, h, 4);
+    std::memcpy(&word, h + 4, 4);
+    std::memcpy(&task, h + 8, 8);
+    size_t avail = p.in.size() - pos - kHeader;
+    if (avail < len) {
+      if (len >= kBigFrame) {
+        // Read the rest of a large body straight into its own string.
+        p.reading_big = true;
+        p.big.resize(len);
+        std::memcpy(&p.big[0], h + kHeader, avail);
+        p.big_have = avail;
+        p.big_word = word;
+        p.big_task = task;
+        pos = p.in.size();
+      }
+      break;
+    }
+    TransportEvent ev;
+    ev.worker = p.id;
+    ev.task_id = task;
+    ev.payload.assign(h + kHeader, len);
+    if (word == kInitFailure) {
+      ev.kind = TransportEvent::Kind::kInitFailed;
+      absl::StatusOr<TaskFailure> f = Decode<TaskFailure>(ev.payload);
+      ev.status = f.ok() ? absl::Status(static_cast<absl::StatusCode>(f->code),
+                                        f->message)
+                         : f.status();
+      ev.payload.clear();
+    } else {
+      ev.ok = word == kResultOk;
+    }
+    events->push_back(std::move(ev));
+    pos += kHeader + len;
+  }
+  p.in.erase(0, pos);
+}
+
+void ForkTransport::ReadLocked(Proc& p, std::vector<TransportEvent>* events) {
+  for (;;) {
+    char* dst;
+    size_t want;
+    size_t old = 0;
+    if (p.reading_big) {
+      dst = &p.big[p.big_have];
+      want = p.big.size() - p.big_have;
+    } else {
+      old = p.in.size();
+      p.in.resize(old + kReadChunk);
+      dst = &p.in[old];
+      want = kReadChunk;
+    }
+    ssize_t n = ::read(p.sock.get(), dst, want);
+    if (n < 0 && errno == EINTR) {
+      if (!p.reading_big) p.in.resize(old);
+      continue;
+    }
+    if (n <= 0) {
+      if (!p.reading_big) p.in.resize(old);
+      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) p.eof = true;
+      return;
+    }
+    if (p.reading_big) {
+      p.big_have += static_cast<size_t>(n);
+      if (p.big_have == p.big.size()) {
+        TransportEvent ev;
+        ev.worker = p.id;
+        ev.task_id = p.big_task;
+        ev.ok = p.big_word == kResultOk;
+        ev.payload = std::move(p.big);
+        p.big = std::string();
+        p.reading_big = false;
+        events->push_back(std::move(ev));
+      }
+    } else {
+      p.in.resize(old + static_cast<size_t>(n));
+      ParseLocked(p, events);
+    }
+  }
+}
+
+void ForkTransport::ReapLocked(Proc& p, std::vector<TransportEvent>* events) {
+  int st = 0;
+  pid_t r;
+  do {
+    r = ::waitpid(p.pid, &st, 0);
+  } while (r < 0 && errno == EINTR);
+  TransportEvent ev;
+  ev.kind = TransportEvent::Kind::kWorkerExited;
+  ev.worker = p.id;
+  if (r < 0) {
+    ev.status = absl::UnavailableError(
+        absl::StrCat("worker lost: pid ", p.pid, " (waitpid: ", strerror(errno), ")"));
+  } else if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+    ev.status = absl::UnavailableError(DescribeWait(p.pid, st));
+  }
+  ev.running_task = p.slot->load();
+  events->push_back(std::move(ev));
+}
+
+absl::Status ForkTransport::Poll(absl::Duration timeout,
+                                 std::vector<TransportEvent>* events) {
+  std::vector<struct pollfd> fds;
+  std::vector<WorkerId> owners;  // per fd; 0 for the wake fd
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    fds.push_back({wake_.get(), POLLIN, 0});
+    owners.push_back(0);
+    for (auto& [id, p] : procs_) {
+      if (!p->eof) {
+        short ev = POLLIN;
+        if (p->out_off < p->out.size()) ev |= POLLOUT;
+        fds.push_back({p->sock.get(), ev, 0});
+        owners.push_back(id);
+      }
+      if (p->pidfd) {
+        fds.push_back({p->pidfd.get(), POLLIN, 0});
+        owners.push_back(id);
+      }
+    }
+  }
+  int ms = -1;
+  if (timeout != absl::InfiniteDuration()) {
+    ms = static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(timeout)));
+  }
+  int n = ::poll(fds.data(), fds.size(), ms);
+  if (n < 0) {
+    if (errno == EINTR) return absl::OkStatus();
+    return absl::ErrnoToStatus(errno, "poll");
+  }
+  if (n == 0) return absl::OkStatus();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (fds[0].revents) {
+    uint64_t v;
+    ssize_t r = ::read(wake_.get(), &v, sizeof v);
+    (void)r;
+  }
+  std::set<WorkerId> dead;
+  for (size_t i = 1; i < fds.size(); ++i) {
+    if (fds[i].revents == 0) continue;
+    auto it = procs_.find(owners[i]);
+    if (it == procs_.end()) continue;
+    Proc& p = *it->second;
+    if (fds[i].fd == p.pidfd.get()) {
+      dead.insert(p.id);
+      continue;
+    }
+    if (fds[i].revents & POLLOUT) {
+      FlushLocked(p);  // on error the worker's exit event follows
+    }
+    if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+      ReadLocked(p, events);
+      if (p.eof && !p.pidfd) dead.insert(p.id);
+    }
+  }
+  for (WorkerId id : dead) {
+    auto it = procs_.find(id);
+    Proc& p = *it->second;
+    if (!p.eof) ReadLocked(p, events);  // its last results come first
+    ReapLocked(p, events);
+    Unregister(p.sock.get());
+    Unregister(p.pidfd.get());
+    munmap(p.slot, sizeof(*p.slot));
+    procs_.erase(it);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace pool_internal
+}  // namespace mp

@@ -1,0 +1,111 @@
+// -----------------------------------------------------------------------------
+// File: pool/internal/fork_transport.h
+// -----------------------------------------------------------------------------
+//
+// The process transport: each worker is a child forked from the pool's
+// handler thread, talking to the pool over a socketpair. Frames are
+//
+//   len:u32  word:u32  task_id:u64  payload[len]
+//
+// where `word` is the function index (pool -> worker) or the result kind
+// (worker -> pool: 0 ok, 1 task failure, 2 initializer failure). Payloads
+// are codec bytes (`runner.h`). A worker runs every task it reads, in order,
+// and writes its results back in batches (at least every millisecond).
+//
+// A worker's death is seen by the pool's poll loop through its pidfd
+// (`pidfd_open`; socket EOF where the kernel lacks it), with no timers. Each
+// worker also has a shared page where it writes the id of the task it is
+// running, so the pool knows which task a dead worker was running and which
+// it had not started.
+//
+// Workers ignore SIGINT (Ctrl-C reaches the pool's owner, whose exit ends
+// them: they have PR_SET_PDEATHSIG = SIGKILL and see EOF on their socket),
+// flush stdio and `_exit()`.
+
+#ifndef MP_POOL_INTERNAL_FORK_TRANSPORT_H_
+#define MP_POOL_INTERNAL_FORK_TRANSPORT_H_
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "pool/internal/runner.h"
+#include "pool/internal/transport.h"
+#include "process/fd.h"
+
+namespace mp {
+namespace pool_internal {
+
+struct ForkTransportOptions {
+  // Runs in each worker before its first task; a non-OK status or an
+  // exception breaks the pool.
+  std::function<absl::Status()> initializer;
+};
+
+class ForkTransport : public Transport {
+ public:
+  // `table` must outlive the transport; read by workers after fork.
+  static absl::StatusOr<std::unique_ptr<ForkTransport>> Create(
+      const FunctionTable* table, ForkTransportOptions options);
+  ~ForkTransport() override;  // kills and reaps workers still alive
+
+  absl::StatusOr<WorkerId> StartWorker(uint32_t generation) override;
+  absl::Status Send(WorkerId worker, uint64_t task_id, uint32_t function,
+                    absl::string_view payload) override;
+  void Flush() override;
+  void StopWorker(WorkerId worker) override;
+  void KillWorker(WorkerId worker) override;
+  absl::Status Poll(absl::Duration timeout,
+                    std::vector<TransportEvent>* events) override;
+  void Wake() override;
+  std::string WorkerName(WorkerId worker) override;
+  int64_t WorkerPid(WorkerId worker) override;
+
+ private:
+  struct Proc {
+    WorkerId id = 0;
+    pid_t pid = -1;
+    UniqueFd sock;
+    UniqueFd pidfd;
+    std::atomic<uint64_t>* slot = nullptr;  // shared page: running task id
+    std::string out;
+    size_t out_off = 0;
+    std::string in;          // bytes not yet parsed
+    std::string big;         // body of a large frame being read
+    size_t big_have = 0;
+    uint32_t big_word = 0;
+    uint64_t big_task = 0;
+    bool reading_big = false;
+    bool eof = false;
+    bool stop_requested = false;
+    bool shut = false;
+  };
+
+  ForkTransport(const FunctionTable* table, ForkTransportOptions options,
+                UniqueFd wake);
+  bool FlushLocked(Proc& p);  // false: write error (worker gone)
+  void ReadLocked(Proc& p, std::vector<TransportEvent>* events);
+  void ParseLocked(Proc& p, std::vector<TransportEvent>* events);
+  void ReapLocked(Proc& p, std::vector<TransportEvent>* events);
+  [[noreturn]] void WorkerMain(int sock, pid_t parent,
+                               const std::vector<int>& close_fds,
+                               std::atomic<uint64_t>* slot);
+
+  const FunctionTable* table_;
+  ForkTransportOptions options_;
+  UniqueFd wake_;
+  std::mutex mu_;
+  WorkerId next_id_ = 1;
+  std::map<WorkerId, std::unique_ptr<Proc>> procs_;
+};
+
+}  // namespace pool_internal
+}  // namespace mp
+
+#endif  // MP_POOL_INTERNAL_FORK_TRANSPORT_H_

@@ -1,0 +1,452 @@
+#include "pool/pool.h"
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "process/leak_check.h"
+
+namespace mp {
+namespace {
+
+int Square(int x) { return x * x; }
+int Add(int a, int b) { return a + b; }
+int ThrowOn13(int x) {
+  if (x == 13) throw std::runtime_error("unlucky 13");
+  return x;
+}
+int KillSelfOn(int x) {
+  if (x == 5) raise(SIGKILL);
+  return x;
+}
+int SegfaultOn5(int x) {
+  if (x == 5) raise(SIGSEGV);
+  return x;
+}
+int AbortOn5(int x) {
+  if (x == 5) abort();
+  return x;
+}
+int ExitOn5(int x) {
+  if (x == 5) _exit(3);
+  return x;
+}
+int OomOn5(int x) {
+  if (x == 5) {
+    struct rlimit rl = {64 << 20, 64 << 20};
+    setrlimit(RLIMIT_AS, &rl);
+    std::vector<std::string> hog;
+    for (;;) hog.emplace_back(1 << 20, 'x');  // bad_alloc -> task failure
+  }
+  return x;
+}
+int Pid(int) { return static_cast<int>(getpid()); }
+int SleepMs(int ms) {
+  absl::SleepFor(absl::Milliseconds(ms));
+  return ms;
+}
+
+PoolOptions Opts(int n) {
+  PoolOptions o;
+  o.processes = n;
+  return o;
+}
+
+std::vector<int> Range(int n) {
+  std::vector<int> v(n);
+  std::iota(v.begin(), v.end(), 0);
+  return v;
+}
+
+TEST(PoolTest, MapSquaresInOrder) {
+  testing::LeakCheck leaks;
+  {
+    Pool pool(Opts(2));
+    ASSERT_TRUE(pool.status().ok()) << pool.status();
+    for (int chunksize : {0, 1, 7, 1000}) {
+      absl::StatusOr<std::vector<int>> r = pool.Map(Square, Range(100), chunksize);
+      ASSERT_TRUE(r.ok()) << r.status();
+      ASSERT_EQ(r->size(), 100u);
+      for (int i = 0; i < 100; ++i) EXPECT_EQ((*r)[i], i * i);
+    }
+    absl::StatusOr<std::vector<int>> empty = pool.Map(Square, std::vector<int>{});
+    ASSERT_TRUE(empty.ok());
+    EXPECT_TRUE(empty->empty());
+    pool.Close();
+    EXPECT_TRUE(pool.Join().ok());
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST(PoolTest, LambdasWithCapturesAndStrings) {
+  testing::LeakCheck leaks;
+  {
+    Pool pool(Opts(2));
+    std::string prefix = "item-";
+    auto r = pool.Map([prefix](int x) { return prefix + std::to_string(x); },
+                      Range(5));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ((*r)[3], "item-3");
+    int offset = 100;
+    auto r2 = pool.Map([offset](int x) { return x + offset; }, Range(3));
+    ASSERT_TRUE(r2.ok()) << r2.status();
+    EXPECT_EQ((*r2)[2], 102);
+    auto r3 = pool.Map([](int x) { return x - 1; }, Range(3));
+    ASSERT_TRUE(r3.ok()) << r3.status();
+    EXPECT_EQ((*r3)[0], -1);
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST(PoolTest, StarmapApplyAndApplyAsync) {
+  testing::LeakCheck leaks;
+  {
+    Pool pool(Opts(2));
+    std::vector<std::tuple<int, int>> pairs = {{1, 2}, {3, 4}, {5, 6}};
+    auto s = pool.Starmap(Add, pairs);
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ(*s, (std::vector<int>{3, 7, 11}));
+    auto a = pool.Apply(Add, 20, 22);
+    ASSERT_TRUE(a.ok()) << a.status();
+    EXPECT_EQ(*a, 42);
+    AsyncResult<int> r = pool.ApplyAsync(Square, 9);
+    EXPECT_EQ(r.Get(), 81);
+    EXPECT_TRUE(r.Ready());
+    EXPECT_TRUE(r.Successful());
+    auto v = pool.Apply([] { return; });
+    EXPECT_TRUE(v.ok()) << v.status();
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST(PoolTest, ApplyAsyncCallbacks) {
+  Pool pool(Opts(1));
+  std::atomic<int> got{0};
+  std::atomic<int> errors{0};
+  AsyncResult<int> ok = pool.ApplyAsync(
+      Square, std::make_tuple(6),
+      AsyncCallbacks<int>{[&](const int& v) { got = v; },
+                          [&](const absl::Status&) { ++errors; }});
+  ASSERT_TRUE(ok.Wait().ok());
+  AsyncResult<int> bad = pool.ApplyAsync(
+      ThrowOn13, std::make_tuple(13),
+      AsyncCallbacks<int>{[&](const int&) {},
+                          [&](const absl::Status&) { ++errors; }});
+  EXPECT_FALSE(bad.Wait().ok());
+  EXPECT_FALSE(bad.Successful());
+  EXPECT_THROW(bad.Get(), RemoteError);
+  pool.Close();
+  ASSERT_TRUE(pool.Join().ok());
+  EXPECT_EQ(got.load(), 36);
+  EXPECT_EQ(errors.load(), 1);
+}
+
+TEST(PoolTest, ExceptionReportsTypeWhatPidAndFirstIndex) {
+  Pool pool(Opts(2));
+  std::vector<int> xs = Range(40);
+  xs[30] = 13;  // fails at index 13 and at index 30
+  auto r = pool.Map(ThrowOn13, xs, 3);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnknown);
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "task 13 failed in worker pid"))
+      << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "std::runtime_error: unlucky 13"))
+      << r.status();
+  EXPECT_EQ(std::string(*r.status().GetPayload("mp.index")), "13");
+  EXPECT_TRUE(r.status().GetPayload("mp.pid").has_value());
+  try {
+    pool.ApplyAsync(ThrowOn13, 13).Get();
+    FAIL() << "no throw";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.status().code(), absl::StatusCode::kUnknown);
+  }
+  // Still usable.
+  auto ok = pool.Map(Square, Range(10));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+}
+
+class WorkerDeathTest : public ::testing::TestWithParam<int (*)(int)> {};
+
+TEST_P(WorkerDeathTest, FailsOnlyTheTaskItHeldAndReplacesTheWorker) {
+  testing::LeakCheck leaks;
+  {
+    Pool pool(Opts(2));
+    absl::Time start = absl::Now();
+    auto results = pool.Map(GetParam(), Range(20), 1);
+    ASSERT_FALSE(results.ok());
+    EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+    EXPECT_EQ(std::string(*results.status().GetPayload("mp.index")), "5")
+        << results.status();
+    // Every other task finished: map them one by one.
+    std::vector<AsyncResult<int>> rs;
+    for (int i = 0; i < 20; ++i) rs.push_back(pool.ApplyAsync(GetParam(), i));
+    for (int i = 0; i < 20; ++i) {
+      absl::StatusOr<int> v = rs[i].Wait(absl::Seconds(20));
+      if (i == 5) {
+        ASSERT_FALSE(v.ok());
+        EXPECT_TRUE(absl::StrContains(v.status().message(), "pid")) << v.status();
+      } else {
+        ASSERT_TRUE(v.ok()) << i << ": " << v.status();
+        EXPECT_EQ(*v, i);
+      }
+    }
+    EXPECT_GE(pool.workers_started(), 3);
+    pool.Close();
+    ASSERT_TRUE(pool.Join().ok());
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+INSTANTIATE_TEST_SUITE_P(Deaths, WorkerDeathTest,
+                         ::testing::Values(&KillSelfOn, &SegfaultOn5,
+                                           &AbortOn5, &ExitOn5));
+
+TEST(PoolTest, SigkillNamesPidAndSignal) {
+  Pool pool(Opts(1));
+  auto r = pool.Apply(KillSelfOn, 5);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(absl::StrContains(r.status().message(),
+                                "worker lost: pid "))
+      << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "killed by signal 9"))
+      << r.status();
+}
+
+TEST(PoolTest, OutOfMemoryInTaskIsATaskFailure) {
+  Pool pool(Opts(1));
+  auto r = pool.Apply(OomOn5, 5);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "bad_alloc")) << r.status();
+  auto ok = pool.Apply(Square, 3);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+}
+
+TEST(PoolTest, RetryPolicyRunsALostTaskAgain) {
+  PoolOptions o = Opts(1);
+  o.retries = 2;
+  Pool pool(o);
+  // Dies the first time only: a marker file says it already ran.
+  std::string marker = ::testing::TempDir() + "/retry_marker_" + std::to_string(getpid());
+  unlink(marker.c_str());
+  auto r = pool.Apply(
+      [marker](int x) {
+        if (access(marker.c_str(), F_OK) != 0) {
+          FILE* f = fopen(marker.c_str(), "w");
+          if (f) fclose(f);
+          raise(SIGKILL);
+        }
+        return x * 2;
+      },
+      21);
+  unlink(marker.c_str());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, 42);
+}
+
+TEST(PoolTest, MaxTasksPerChildRecyclesWorkers) {
+  testing::LeakCheck leaks;
+  {
+    PoolOptions o = Opts(2);
+    o.max_tasks_per_child = 3;
+    Pool pool(o);
+    auto pids = pool.Map(Pid, Range(60), 1);
+    ASSERT_TRUE(pids.ok()) << pids.status();
+    std::map<int, int> per_pid;
+    for (int p : *pids) ++per_pid[p];
+    for (auto& [pid, n] : per_pid) EXPECT_LE(n, 3) << pid;
+    EXPECT_GE(per_pid.size(), 20u);
+    pool.Close();
+    ASSERT_TRUE(pool.Join().ok());
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST(PoolTest, InitializerRunsInEachWorker) {
+  PoolOptions o = Opts(2);
+  o.SetInitializer([](int v) { setenv("MP_POOL_INIT", std::to_string(v).c_str(), 1); }, 7);
+  Pool pool(o);
+  auto r = pool.Apply([] { return std::string(getenv("MP_POOL_INIT") ? getenv("MP_POOL_INIT") : ""); });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, "7");
+}
+
+TEST(PoolTest, FailingInitializerBreaksThePoolWithoutHanging) {
+  testing::LeakCheck leaks;
+  {
+    PoolOptions o = Opts(2);
+    o.initializer = [] { return absl::InternalError("no database"); };
+    Pool pool(o);
+    auto r = pool.Map(Square, Range(10));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted);
+    EXPECT_TRUE(absl::StrContains(r.status().message(), "no database")) << r.status();
+    auto again = pool.Apply(Square, 1);
+    EXPECT_FALSE(again.ok());
+    pool.Close();
+    ASSERT_TRUE(pool.Join().ok());
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST(PoolTest, ThrowingInitializerBreaksThePool) {
+  PoolOptions o = Opts(1);
+  o.initializer = []() -> absl::Status { throw std::logic_error("bad init"); };
+  Pool pool(o);
+  auto r = pool.Apply(Square, 2);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "bad init")) << r.status();
+}
+
+TEST(PoolTest, TerminateWhileTasksInFlight) {
+  testing::LeakCheck leaks;
+  {
+    Pool pool(Opts(2));
+    AsyncResult<std::vector<int>> r = pool.MapAsync(SleepMs, std::vector<int>(20, 2000), 1);
+    absl::SleepFor(absl::Milliseconds(100));
+    absl::Time start = absl::Now();
+    pool.Terminate();
+    ASSERT_TRUE(pool.Join().ok());
+    EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+    auto v = r.Wait(absl::Seconds(5));
+    ASSERT_FALSE(v.ok());
+    EXPECT_EQ(v.status().code(), absl::StatusCode::kCancelled);
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST(PoolTest, DestructorTerminates) {
+  testing::LeakCheck leaks;
+  AsyncResult<int> r;
+  {
+    Pool pool(Opts(1));
+    r = pool.ApplyAsync(SleepMs, 10000);
+  }
+  EXPECT_EQ(r.Wait(absl::Seconds(1)).status().code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST(PoolTest, MisuseGivesClearErrors) {
+  Pool pool(Opts(1));
+  EXPECT_EQ(pool.Join().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(pool.Map(Square, Range(3), -1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  pool.Close();
+  EXPECT_EQ(pool.Map(Square, Range(3)).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(pool.Apply(Square, 1).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(pool.Join().ok());
+  AsyncResult<int> empty;
+  EXPECT_EQ(empty.Wait().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(empty.Ready());
+}
+
+TEST(PoolTest, BadOptionsAreReported) {
+  PoolOptions o = Opts(1);
+  o.start_method = "spawn";
+  Pool spawn(o);
+  EXPECT_EQ(spawn.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(spawn.Map(Square, Range(2)).status().code(),
+            absl::StatusCode::kUnimplemented);
+  Pool negative(Opts(-1));
+  EXPECT_EQ(negative.status().code(), absl::StatusCode::kInvalidArgument);
+  PoolOptions m = Opts(1);
+  m.max_tasks_per_child = -2;
+  EXPECT_EQ(Pool(m).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PoolTest, ImapIsOrderedLazyAndBounded) {
+  testing::LeakCheck leaks;
+  {
+    Pool pool(Opts(2));
+    // An input iterator that counts how far it was read.
+    struct Counting {
+      using iterator_category = std::input_iterator_tag;
+      using value_type = int;
+      using difference_type = std::ptrdiff_t;
+      using pointer = const int*;
+      using reference = int;
+      int i;
+      std::atomic<int>* read;
+      int operator*() const { return i; }
+      Counting& operator++() {
+        ++i;
+        read->store(std::max(read->load(), i));
+        return *this;
+      }
+      bool operator!=(const Counting& o) const { return i != o.i; }
+      bool operator==(const Counting& o) const { return i == o.i; }
+    };
+    std::atomic<int> read{0};
+    auto it = pool.Imap(Square, Counting{0, &read}, Counting{1000, &read});
+    // Nothing consumed yet: at most the window (4 * 2 chunks of 1) was read.
+    EXPECT_LE(read.load(), 8);
+    for (int i = 0; i < 1000; ++i) {
+      std::optional<absl::StatusOr<int>> v = it.Next();
+      ASSERT_TRUE(v.has_value());
+      ASSERT_TRUE(v->ok()) << v->status();
+      EXPECT_EQ(**v, i * i);
+      EXPECT_LE(read.load(), i + 1 + 8);
+    }
+    EXPECT_FALSE(it.Next().has_value());
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST(PoolTest, ImapUnorderedYieldsEverythingAndErrors) {
+  Pool pool(Opts(2));
+  std::vector<int> xs = Range(50);
+  auto it = pool.ImapUnordered(ThrowOn13, xs, 4);
+  std::vector<int> seen;
+  int errors = 0;
+  while (auto v = it.Next()) {
+    if (v->ok()) {
+      seen.push_back(**v);
+    } else {
+      ++errors;
+    }
+  }
+  EXPECT_EQ(errors, 1);
+  EXPECT_EQ(seen.size(), 46u);  // the chunk 12..15 failed as a whole
+  auto bad = pool.Imap(Square, xs, 0);
+  auto first = bad.Next();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(bad.Next().has_value());
+}
+
+TEST(PoolTest, WaitTimesOut) {
+  Pool pool(Opts(1));
+  AsyncResult<int> r = pool.ApplyAsync(SleepMs, 3000);
+  EXPECT_EQ(r.Wait(absl::Milliseconds(50)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_FALSE(r.Ready());
+  EXPECT_FALSE(r.Successful());
+}
+
+TEST(PoolTest, LargeResults) {
+  Pool pool(Opts(2));
+  auto r = pool.Map([](int n) { return std::string(n, 'z'); },
+                    std::vector<int>{1 << 20, 3 << 20, 10}, 1);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ((*r)[1].size(), 3u << 20);
+  EXPECT_EQ((*r)[1][12345], 'z');
+  std::vector<std::string> big = {std::string(2 << 20, 'a'), "b"};
+  auto sizes = pool.Map([](const std::string& s) { return s.size(); }, big, 1);
+  ASSERT_TRUE(sizes.ok()) << sizes.status();
+  EXPECT_EQ((*sizes)[0], 2u << 20);
+}
+
+}  // namespace
+}  // namespace mp
