@@ -1,0 +1,249 @@
+#include "process/internal/runtime.h"
+
+#include <cxxabi.h>
+#include <errno.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <string>
+#include <typeinfo>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "process/internal/forkserver.h"
+#include "process/internal/reaper.h"
+#include "process/register.h"
+
+namespace mp {
+namespace process_internal {
+
+void LiveProcessesAfterFork();  // process.cc
+
+namespace {
+
+constexpr char kBootEnv[] = "MP_PROCESS_BOOT";
+
+// ---- registry (constant-initialised: used from constructors) --------------
+
+std::atomic<Registration*> g_registrations{nullptr};
+std::atomic<int> g_registration_count{0};
+
+// ---- who we are ------------------------------------------------------------
+
+Self& MutableSelf() {
+  static Self* self = new Self;
+  return *self;
+}
+
+std::atomic<int> g_child_counter{0};
+
+// ---- boot of a spawned child / forkserver ----------------------------------
+
+struct Boot {
+  bool present = false;
+  bool started = false;
+  bool forkserver = false;
+  int fd = -1;
+  int expected = 0;
+};
+
+Boot ParseBoot() {
+  Boot b;
+  const char* v = std::getenv(kBootEnv);
+  if (v == nullptr) return b;
+  std::vector<std::string> parts = absl::StrSplit(v, ':');
+  if (parts.size() != 3 || (parts[0] != "spawn" && parts[0] != "forkserver") ||
+      !absl::SimpleAtoi(parts[1], &b.fd) ||
+      !absl::SimpleAtoi(parts[2], &b.expected)) {
+    std::fprintf(stderr, "mp: ignoring malformed %s=%s\n", kBootEnv, v);
+    return b;
+  }
+  b.present = true;
+  b.forkserver = parts[0] == "forkserver";
+  return b;
+}
+
+Boot& GetBoot() {
+  static Boot boot = ParseBoot();
+  return boot;
+}
+
+[[noreturn]] void RunSpawnChild(int fd) noexcept {
+  std::string bytes;
+  bool read_ok = ReadAll(fd, &bytes);
+  ::close(fd);
+  if (!read_ok) {
+    std::fprintf(stderr, "mp: spawned child: cannot read its payload: %s\n",
+                 std::strerror(errno));
+    ::_exit(1);
+  }
+  absl::StatusOr<ChildPayload> payload = Decode<ChildPayload>(bytes);
+  if (!payload.ok()) {
+    std::fprintf(stderr, "mp: spawned child: bad payload: %s\n",
+                 payload.status().ToString().c_str());
+    ::_exit(1);
+  }
+  BecomeChild(payload->name, payload->identity, payload->daemon,
+              payload->parent_pid, payload->parent_name);
+  RunPayloadAndExit(*payload);
+}
+
+void MaybeBoot() {
+  Boot& boot = GetBoot();
+  if (!boot.present || boot.started) return;
+  if (g_registration_count.load() < boot.expected) return;
+  boot.started = true;
+  ::unsetenv(kBootEnv);
+  if (boot.forkserver) RunForkServer(boot.fd);
+  RunSpawnChild(boot.fd);
+}
+
+// Covers programs without registrations (a forkserver started early).
+__attribute__((constructor(101))) void BootWithoutRegistrations() {
+  MaybeBoot();
+}
+
+std::string Demangle(const char* name) {
+  int status = 0;
+  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  if (d == nullptr) return name;
+  std::string out = d;
+  std::free(d);
+  return out;
+}
+
+}  // namespace
+
+// ---- register.h ------------------------------------------------------------
+
+void AddRegistration(Registration* r) {
+  Registration* head = g_registrations.load();
+  do {
+    r->next = head;
+  } while (!g_registrations.compare_exchange_weak(head, r));
+  g_registration_count.fetch_add(1);
+  MaybeBoot();
+}
+
+const Registration* FindRegistration(const void* fn) {
+  for (Registration* r = g_registrations.load(); r != nullptr; r = r->next) {
+    if (r->fn == fn) return r;
+  }
+  return nullptr;
+}
+
+const Registration* FindRegistration(absl::string_view name) {
+  for (Registration* r = g_registrations.load(); r != nullptr; r = r->next) {
+    if (name == r->name) return r;
+  }
+  return nullptr;
+}
+
+int RegistrationCount() { return g_registration_count.load(); }
+
+void ReportBadArguments(const absl::Status& status) {
+  std::fprintf(stderr, "Process %s: cannot decode the arguments: %s\n",
+               CurrentSelf().name.c_str(), status.ToString().c_str());
+}
+
+// ---- runtime.h -------------------------------------------------------------
+
+const Self& CurrentSelf() { return MutableSelf(); }
+
+int NextChildNumber() { return g_child_counter.fetch_add(1) + 1; }
+
+void BecomeChild(const std::string& name, std::vector<int32_t> identity,
+                 bool daemon, pid_t parent_pid,
+                 const std::string& parent_name) {
+  Self& self = MutableSelf();
+  self.name = name;
+  self.identity = std::move(identity);
+  self.daemon = daemon;
+  self.is_child = true;
+  self.parent_pid = parent_pid;
+  self.parent_name = parent_name;
+  g_child_counter.store(0);
+  ForkServerAfterFork();
+  ReaperAfterFork();
+  LiveProcessesAfterFork();
+}
+
+void FlushStdio() noexcept {
+  try {
+    std::cout.flush();
+    std::cerr.flush();
+    std::clog.flush();
+  } catch (...) {
+  }
+  std::fflush(nullptr);
+}
+
+void RunAndExit(absl::FunctionRef<int()> body) noexcept {
+  int code = 0;
+  try {
+    code = body();
+  } catch (const std::exception& e) {
+    FlushStdio();
+    std::fprintf(stderr, "Process %s: %s: %s\n", CurrentSelf().name.c_str(),
+                 Demangle(typeid(e).name()).c_str(), e.what());
+    code = 1;
+  } catch (...) {
+    FlushStdio();
+    std::fprintf(stderr, "Process %s: unknown exception\n",
+                 CurrentSelf().name.c_str());
+    code = 1;
+  }
+  FlushStdio();
+  ::_exit(code);
+}
+
+void RunPayloadAndExit(const ChildPayload& payload) noexcept {
+  const Registration* r = FindRegistration(payload.function);
+  if (r == nullptr) {
+    std::fprintf(stderr, "Process %s: no function registered as \"%s\"\n",
+                 payload.name.c_str(), payload.function.c_str());
+    FlushStdio();
+    ::_exit(1);
+  }
+  RunAndExit([&] { return r->invoke(r->fn, payload.args); });
+}
+
+std::string BootEnvEntry(absl::string_view mode, int fd) {
+  return absl::StrCat(kBootEnv, "=", mode, ":", fd, ":", RegistrationCount());
+}
+
+bool BootPending() {
+  Boot& boot = GetBoot();
+  return boot.present && !boot.started;
+}
+
+void CheckNotBootPending() {
+  if (!BootPending()) return;
+  std::fprintf(stderr,
+               "mp: this program was started as a %s child but found only %d "
+               "of its %d MP_REGISTER registrations before main(); are some "
+               "in a dlopen()ed library? Aborting.\n",
+               GetBoot().forkserver ? "forkserver" : "spawn",
+               RegistrationCount(), GetBoot().expected);
+  std::abort();
+}
+
+bool ReadAll(int fd, std::string* out) {
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) return true;
+    out->append(buf, static_cast<size_t>(n));
+  }
+}
+
+}  // namespace process_internal
+}  // namespace mp

@@ -1,0 +1,90 @@
+// -----------------------------------------------------------------------------
+// File: process/internal/runtime.h
+// -----------------------------------------------------------------------------
+//
+// Per-process state of mp's process layer and the child side of every start
+// method: who this process is (name, identity, daemon flag, parent), running
+// a target and `_exit()`ing, and the boot of a spawned child or a forkserver
+// (driven by the registrations in `process/register.h`).
+
+#ifndef MP_PROCESS_INTERNAL_RUNTIME_H_
+#define MP_PROCESS_INTERNAL_RUNTIME_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/strings/string_view.h"
+#include "ipc/codec.h"
+
+namespace mp {
+namespace process_internal {
+
+// What a spawned or forkserver child is told about itself.
+struct ChildPayload {
+  std::string function;
+  std::string name;
+  std::vector<int32_t> identity;
+  bool daemon = false;
+  int32_t parent_pid = 0;
+  std::string parent_name;
+  std::string args;
+  MP_CODEC_FIELDS(function, name, identity, daemon, parent_pid, parent_name,
+                  args);
+};
+
+// Who this process is. Written only at startup of a child (single-threaded
+// then); read anywhere.
+struct Self {
+  std::string name = "MainProcess";
+  std::vector<int32_t> identity;  // () for the main process, (1, 2) for ...
+  bool daemon = false;
+  bool is_child = false;
+  pid_t parent_pid = 0;
+  std::string parent_name;
+};
+const Self& CurrentSelf();
+
+// Next number for a child's default name (`Process-<identity>:<n>`).
+int NextChildNumber();
+
+// Called in a new child (fork start method, forkserver worker, spawned
+// child) before the target runs: sets `CurrentSelf()`, restarts the child
+// counter, and drops per-process state inherited from the parent.
+void BecomeChild(const std::string& name, std::vector<int32_t> identity,
+                 bool daemon, pid_t parent_pid,
+                 const std::string& parent_name);
+
+// Runs `body` (which returns the exit code and may throw), reports an
+// exception as `Process <name>: <type>: <what>`, flushes stdio and the C++
+// streams, and `_exit()`s.
+[[noreturn]] void RunAndExit(absl::FunctionRef<int()> body) noexcept;
+
+// Runs the registered function of `payload` with its arguments and exits.
+[[noreturn]] void RunPayloadAndExit(const ChildPayload& payload) noexcept;
+
+// The environment entry that makes the exec'ed program a spawned child
+// ("spawn") or a forkserver ("forkserver") reading from fd `fd`, once it
+// counted `RegistrationCount()` registrations.
+std::string BootEnvEntry(absl::string_view mode, int fd);
+
+// True in a program that was started as a child or forkserver but did not
+// find its registrations before `main` (then it must not go on as itself).
+bool BootPending();
+
+// Aborts with a message when `BootPending()`.
+void CheckNotBootPending();
+
+// Reads a whole (small) file-like fd from its current offset.
+bool ReadAll(int fd, std::string* out);
+
+// Flushes C stdio and the C++ standard streams.
+void FlushStdio() noexcept;
+
+}  // namespace process_internal
+}  // namespace mp
+
+#endif  // MP_PROCESS_INTERNAL_RUNTIME_H_

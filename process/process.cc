@@ -1,0 +1,551 @@
+#include "process/process.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "process/fd.h"
+#include "process/internal/forkserver.h"
+#include "process/internal/pidfd.h"
+#include "process/internal/reaper.h"
+#include "process/internal/runtime.h"
+#include "process/spawn.h"
+#include "process/status_macros.h"
+
+extern char** environ;
+
+namespace mp {
+namespace process_internal {
+
+struct ProcessImpl {
+  mutable absl::Mutex mu;
+  std::unique_ptr<Target> target;
+  std::string name;
+  std::vector<int32_t> identity;
+  bool daemon = false;
+  StartMethod method = StartMethod::kFork;
+
+  bool started = false;
+  bool closed = false;
+  bool our_child = false;  // fork/spawn: waitpid is ours; forkserver: not
+  pid_t pid = 0;
+  UniqueFd sentinel;
+  std::optional<int> exitcode;
+
+  // Collects the exit status if the child ended (`block`: it has, wait for
+  // the kernel to agree). Requires mu.
+  void PollLocked(bool block);
+};
+
+namespace {
+
+// ---- the processes this process started and has not forgotten -------------
+
+struct Live {
+  absl::Mutex mu;
+  std::set<ProcessImpl*> set;
+};
+std::atomic<Live*> g_live{nullptr};
+std::atomic<pid_t> g_live_owner{0};
+
+Live* GetLive() {
+  Live* l = g_live.load(std::memory_order_acquire);
+  if (l != nullptr && g_live_owner.load() == ::getpid()) return l;
+  auto* fresh = new Live;  // the old one (a forked parent's) is leaked
+  g_live_owner.store(::getpid());
+  g_live.store(fresh, std::memory_order_release);
+  return fresh;
+}
+
+void AddLive(ProcessImpl* p) {
+  Live* l = GetLive();
+  absl::MutexLock lock(&l->mu);
+  l->set.insert(p);
+}
+
+void RemoveLive(ProcessImpl* p) {
+  Live* l = GetLive();
+  absl::MutexLock lock(&l->mu);
+  l->set.erase(p);
+}
+
+// ---- the threaded-fork warning ----------------------------------------------
+
+std::atomic<bool> g_warned_threads{false};
+
+int CountThreads() {
+  DIR* d = ::opendir("/proc/self/task");
+  if (d == nullptr) return 1;
+  int n = 0;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  ::closedir(d);
+  return n;
+}
+
+void WarnIfThreaded() {
+  if (g_warned_threads.load(std::memory_order_relaxed)) return;
+  int threads = CountThreads();
+  int ours = ReaperRunning() ? 1 : 0;
+  if (threads <= 1 + ours) return;
+  if (g_warned_threads.exchange(true)) return;
+  std::fprintf(stderr,
+               "mp: warning: this process (pid=%d) is multi-threaded (%d "
+               "threads); starting a Process with the fork start method may "
+               "deadlock the child. Use the forkserver or spawn start "
+               "method.\n",
+               static_cast<int>(::getpid()), threads);
+}
+
+std::string DefaultName(const std::vector<int32_t>& identity) {
+  return absl::StrCat("Process-", absl::StrJoin(identity, ":"));
+}
+
+absl::Status Misuse(const ProcessImpl* p, absl::string_view what) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("Process ", p ? p->name : "(moved from)", ": ", what));
+}
+
+absl::StatusOr<UniqueFd> PayloadFd(const std::string& bytes) {
+  int fd = ::memfd_create("mp-process-payload", MFD_CLOEXEC);
+  if (fd < 0 && errno == ENOSYS) {
+    fd = ::open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  }
+  if (fd < 0) return absl::ErrnoToStatus(errno, "memfd_create");
+  UniqueFd owned(fd);
+  MP_RETURN_IF_ERROR(WriteAll(fd, bytes));
+  if (::lseek(fd, 0, SEEK_SET) < 0) {
+    return absl::ErrnoToStatus(errno, "lseek");
+  }
+  return owned;
+}
+
+ChildPayload MakePayload(const ProcessImpl& p, RemoteCall call) {
+  ChildPayload payload;
+  payload.function = std::move(call.function);
+  payload.args = std::move(call.args);
+  payload.name = p.name;
+  payload.identity = p.identity;
+  payload.daemon = p.daemon;
+  payload.parent_pid = ::getpid();
+  payload.parent_name = CurrentSelf().name;
+  return payload;
+}
+
+}  // namespace
+
+void LiveProcessesAfterFork() {
+  // Nothing in the parent's set is our child; a fresh set is made on use.
+  g_live_owner.store(0);
+}
+
+absl::Status NotRegisteredError(const char* what) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the forkserver and spawn start methods need a function registered "
+      "with MP_REGISTER (process/register.h); got ",
+      what, " that is not registered"));
+}
+
+void ProcessImpl::PollLocked(bool block) {
+  if (!started || exitcode.has_value()) return;
+  if (our_child) {
+    int wstatus;
+    pid_t r;
+    do {
+      r = ::waitpid(pid, &wstatus, block ? 0 : WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r == pid) {
+      exitcode = DecodeWaitStatus(wstatus);
+    } else if (r < 0) {
+      // ECHILD: someone else reaped it (e.g. SIGCHLD set to SIG_IGN).
+      exitcode = 255;
+    }
+    return;
+  }
+  // Forkserver child: the status arrives on the sentinel pipe.
+  absl::StatusOr<bool> ready =
+      WaitReadable(sentinel.get(), block ? absl::InfiniteDuration()
+                                         : absl::ZeroDuration());
+  if (!ready.ok() || !*ready) return;
+  int32_t code = 0;
+  absl::Status s = ReadExact(sentinel.get(), &code, sizeof(code));
+  exitcode = s.ok() ? code : 255;  // server gone: unknown, as in Python
+  if (s.ok()) {
+    // The server closes the pipe right after the status: wait for that EOF
+    // so the sentinel stays readable from now on.
+    char c;
+    (void)ReadSome(sentinel.get(), &c, 1);
+  }
+}
+
+}  // namespace process_internal
+
+using process_internal::ProcessImpl;
+
+namespace process_internal {
+absl::Status StartLocked(ProcessImpl* p);
+}  // namespace process_internal
+
+absl::string_view StartMethodName(StartMethod method) {
+  switch (method) {
+    case StartMethod::kFork:
+      return "fork";
+    case StartMethod::kForkServer:
+      return "forkserver";
+    case StartMethod::kSpawn:
+      return "spawn";
+  }
+  return "?";
+}
+
+absl::StatusOr<StartMethod> ParseStartMethod(absl::string_view name) {
+  for (StartMethod m :
+       {StartMethod::kFork, StartMethod::kForkServer, StartMethod::kSpawn}) {
+    if (name == StartMethodName(m)) return m;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown start method \"", name,
+                   "\"; expected fork, forkserver or spawn"));
+}
+
+absl::StatusOr<Context> GetContext(absl::string_view method) {
+  MP_ASSIGN_OR_RETURN(StartMethod m, ParseStartMethod(method));
+  return Context(m);
+}
+
+Process::Process(ProcessOptions options,
+                 std::unique_ptr<process_internal::Target> target)
+    : impl_(std::make_unique<ProcessImpl>()) {
+  const process_internal::Self& self = process_internal::CurrentSelf();
+  impl_->target = std::move(target);
+  impl_->identity = self.identity;
+  impl_->identity.push_back(process_internal::NextChildNumber());
+  impl_->name = options.name.empty() ? process_internal::DefaultName(
+                                           impl_->identity)
+                                     : std::move(options.name);
+  impl_->daemon = options.daemon.value_or(self.daemon);
+  impl_->method = options.start_method;
+}
+
+Process::Process(Process&&) noexcept = default;
+
+Process& Process::operator=(Process&& other) noexcept {
+  if (this != &other) {
+    Process dying(std::move(*this));  // runs the destructor logic
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+
+Process::~Process() {
+  if (impl_ == nullptr) return;
+  ProcessImpl* p = impl_.get();
+  bool detach = false;
+  {
+    absl::MutexLock lock(&p->mu);
+    if (p->started && !p->closed) {
+      p->PollLocked(/*block=*/false);
+      detach = !p->exitcode.has_value() && p->our_child;
+    }
+  }
+  if (p->started) process_internal::RemoveLive(p);
+  if (detach) {
+    process_internal::ReapInBackground(p->pid, std::move(p->sentinel));
+  }
+}
+
+absl::Status Process::Start() {
+  ProcessImpl* p = impl_.get();
+  if (p == nullptr) return process_internal::Misuse(p, "used after move");
+  process_internal::CheckNotBootPending();
+  {
+    absl::MutexLock lock(&p->mu);
+    MP_RETURN_IF_ERROR(process_internal::StartLocked(p));
+  }
+  // Not under p->mu: ActiveChildren() locks the set, then each process.
+  process_internal::AddLive(p);
+  return absl::OkStatus();
+}
+
+namespace process_internal {
+
+absl::Status StartLocked(ProcessImpl* p) {
+  if (p->closed) return process_internal::Misuse(p, "Start() after Close()");
+  if (p->started) {
+    return process_internal::Misuse(p, "cannot start a process twice");
+  }
+  if (process_internal::CurrentSelf().daemon) {
+    return process_internal::Misuse(
+        p, "daemonic processes are not allowed to have children");
+  }
+  const pid_t parent = ::getpid();
+  const std::string parent_name = process_internal::CurrentSelf().name;
+  switch (p->method) {
+    case StartMethod::kFork: {
+      process_internal::WarnIfThreaded();
+      const bool use_pidfd = process_internal::PidfdSupported();
+      FdPair pipe;
+      if (!use_pidfd) {
+        MP_ASSIGN_OR_RETURN(pipe, MakePipe());
+      }
+      process_internal::FlushStdio();
+      pid_t pid = ::fork();
+      if (pid < 0) return absl::ErrnoToStatus(errno, "fork");
+      if (pid == 0) {
+        if (p->daemon) {
+          ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+          if (::getppid() != parent) ::raise(SIGKILL);
+        }
+        pipe.read.reset();
+        (void)pipe.write.release();  // held until we end: the sentinel
+        process_internal::BecomeChild(p->name, p->identity, p->daemon, parent,
+                                      parent_name);
+        process_internal::Target* target = p->target.get();
+        process_internal::RunAndExit([target] { return target->Run(); });
+      }
+      p->pid = pid;
+      p->our_child = true;
+      if (use_pidfd) {
+        p->sentinel.reset(process_internal::PidfdOpen(pid));
+      } else {
+        p->sentinel = std::move(pipe.read);
+      }
+      break;
+    }
+    case StartMethod::kSpawn: {
+      MP_ASSIGN_OR_RETURN(process_internal::RemoteCall call,
+                          p->target->Remote());
+      std::string bytes =
+          Encode(process_internal::MakePayload(*p, std::move(call)));
+      MP_ASSIGN_OR_RETURN(UniqueFd payload, process_internal::PayloadFd(bytes));
+      const bool use_pidfd = process_internal::PidfdSupported();
+      FdPair pipe;
+      if (!use_pidfd) {
+        MP_ASSIGN_OR_RETURN(pipe, MakePipe());
+      }
+      SpawnOptions opts;
+      opts.argv = {"/proc/self/exe"};
+      opts.env.emplace();
+      for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+        if (std::strncmp(*e, "MP_PROCESS_BOOT=", 16) == 0) continue;
+        opts.env->emplace_back(*e);
+      }
+      opts.env->push_back(process_internal::BootEnvEntry("spawn", 3));
+      opts.fds = {{3, payload.get()}};
+      if (!use_pidfd) opts.fds.push_back({4, pipe.write.get()});
+      opts.parent_death_signal = p->daemon ? SIGKILL : 0;
+      process_internal::FlushStdio();
+      MP_ASSIGN_OR_RETURN(pid_t pid, Spawn(opts));
+      p->pid = pid;
+      p->our_child = true;
+      if (use_pidfd) {
+        p->sentinel.reset(process_internal::PidfdOpen(pid));
+      } else {
+        p->sentinel = std::move(pipe.read);
+      }
+      break;
+    }
+    case StartMethod::kForkServer: {
+      MP_ASSIGN_OR_RETURN(process_internal::RemoteCall call,
+                          p->target->Remote());
+      process_internal::FlushStdio();
+      MP_ASSIGN_OR_RETURN(
+          process_internal::ForkServerChild child,
+          process_internal::ForkServerStart(
+              process_internal::MakePayload(*p, std::move(call))));
+      p->pid = child.pid;
+      p->our_child = false;
+      p->sentinel = std::move(child.status);
+      break;
+    }
+  }
+  p->started = true;
+  return absl::OkStatus();
+}
+
+}  // namespace process_internal
+
+absl::Status Process::Join(absl::Duration timeout) {
+  ProcessImpl* p = impl_.get();
+  if (p == nullptr) return process_internal::Misuse(p, "used after move");
+  int fd;
+  {
+    absl::MutexLock lock(&p->mu);
+    if (p->closed) return process_internal::Misuse(p, "Join() after Close()");
+    if (!p->started) {
+      return process_internal::Misuse(p, "can only join a started process");
+    }
+    if (p->exitcode.has_value()) return absl::OkStatus();
+    fd = p->sentinel.get();
+  }
+  // Wait without the lock, so IsAlive() and ActiveChildren() do not block.
+  if (fd >= 0) {
+    MP_ASSIGN_OR_RETURN(bool ready, WaitReadable(fd, timeout));
+    if (!ready) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "Process ", name(), " (pid ", pid(), ") still running after ",
+          absl::FormatDuration(timeout)));
+    }
+  }
+  absl::MutexLock lock(&p->mu);
+  p->PollLocked(/*block=*/true);
+  return absl::OkStatus();
+}
+
+bool Process::IsAlive() {
+  ProcessImpl* p = impl_.get();
+  if (p == nullptr) return false;
+  absl::MutexLock lock(&p->mu);
+  if (!p->started || p->closed) return false;
+  p->PollLocked(/*block=*/false);
+  return !p->exitcode.has_value();
+}
+
+namespace {
+
+absl::Status SendSignal(ProcessImpl* p, int sig) {
+  if (p == nullptr) return process_internal::Misuse(p, "used after move");
+  absl::MutexLock lock(&p->mu);
+  if (p->closed) return process_internal::Misuse(p, "signal after Close()");
+  if (!p->started) {
+    return process_internal::Misuse(p, "cannot signal a process not started");
+  }
+  p->PollLocked(/*block=*/false);
+  if (p->exitcode.has_value()) return absl::OkStatus();
+  if (::kill(p->pid, sig) < 0 && errno != ESRCH) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("kill ", p->pid));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Process::Terminate() { return SendSignal(impl_.get(), SIGTERM); }
+absl::Status Process::Kill() { return SendSignal(impl_.get(), SIGKILL); }
+
+absl::Status Process::Close() {
+  ProcessImpl* p = impl_.get();
+  if (p == nullptr) return process_internal::Misuse(p, "used after move");
+  {
+    absl::MutexLock lock(&p->mu);
+    if (p->closed) return absl::OkStatus();  // Python: closing twice is fine
+    if (p->started) {
+      p->PollLocked(/*block=*/false);
+      if (!p->exitcode.has_value()) {
+        return process_internal::Misuse(
+            p, "cannot close a process while it is still running; join it "
+               "first");
+      }
+    }
+    p->closed = true;
+    p->sentinel.reset();
+    p->target.reset();
+  }
+  if (p->started) process_internal::RemoveLive(p);
+  return absl::OkStatus();
+}
+
+pid_t Process::pid() const {
+  if (impl_ == nullptr) return 0;
+  absl::MutexLock lock(&impl_->mu);
+  return impl_->pid;
+}
+
+std::optional<int> Process::exitcode() const {
+  if (impl_ == nullptr) return std::nullopt;
+  absl::MutexLock lock(&impl_->mu);
+  return impl_->exitcode;
+}
+
+std::string Process::name() const {
+  if (impl_ == nullptr) return "";
+  absl::MutexLock lock(&impl_->mu);
+  return impl_->name;
+}
+
+void Process::set_name(std::string name) {
+  if (impl_ == nullptr) return;
+  absl::MutexLock lock(&impl_->mu);
+  impl_->name = std::move(name);
+}
+
+bool Process::daemon() const {
+  if (impl_ == nullptr) return false;
+  absl::MutexLock lock(&impl_->mu);
+  return impl_->daemon;
+}
+
+StartMethod Process::start_method() const {
+  if (impl_ == nullptr) return StartMethod::kFork;
+  absl::MutexLock lock(&impl_->mu);
+  return impl_->method;
+}
+
+int Process::sentinel() const {
+  if (impl_ == nullptr) return -1;
+  absl::MutexLock lock(&impl_->mu);
+  return impl_->closed ? -1 : impl_->sentinel.get();
+}
+
+ProcessInfo CurrentProcess() {
+  const process_internal::Self& self = process_internal::CurrentSelf();
+  return ProcessInfo{self.name, ::getpid(), self.daemon};
+}
+
+std::optional<ProcessInfo> ParentProcess() {
+  const process_internal::Self& self = process_internal::CurrentSelf();
+  if (!self.is_child) return std::nullopt;
+  return ProcessInfo{self.parent_name, self.parent_pid, false};
+}
+
+std::vector<ProcessInfo> ActiveChildren() {
+  process_internal::Live* l = process_internal::GetLive();
+  std::vector<ProcessInfo> out;
+  absl::MutexLock lock(&l->mu);
+  for (ProcessImpl* p : l->set) {
+    absl::MutexLock plock(&p->mu);
+    if (p->closed) continue;
+    p->PollLocked(/*block=*/false);
+    if (!p->exitcode.has_value()) {
+      out.push_back(ProcessInfo{p->name, p->pid, p->daemon});
+    }
+  }
+  return out;
+}
+
+int CpuCount() {
+  for (int ncpus = 1024; ncpus <= (1 << 20); ncpus *= 2) {
+    cpu_set_t* set = CPU_ALLOC(ncpus);
+    if (set == nullptr) break;
+    size_t size = CPU_ALLOC_SIZE(ncpus);
+    if (::sched_getaffinity(0, size, set) == 0) {
+      int n = CPU_COUNT_S(size, set);
+      CPU_FREE(set);
+      return n > 0 ? n : 1;
+    }
+    CPU_FREE(set);
+    if (errno != EINVAL) break;
+  }
+  long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
+}  // namespace mp
