@@ -335,6 +335,11 @@ void Core::Dispatch() {
   int live = 0;
   for (const Worker& w : workers_) live += w.stopping ? 0 : 1;
   if (live == 0) return;
+  // Spread what is pending over the workers, at most the per-worker cap.
+  size_t held = 0;
+  for (const Worker& w : workers_) held += w.outstanding.size();
+  int share = static_cast<int>((pending_.size() + held + live - 1) / live);
+  share = std::max(1, std::min(share, options_.max_inflight_per_worker));
   while (!pending_.empty()) {
     uint64_t id = pending_.front();
     auto it = tasks_.find(id);
@@ -343,9 +348,6 @@ void Core::Dispatch() {
       continue;
     }
     Task& t = it->second;
-    // Spread what is pending over the workers, at most the per-worker cap.
-    int share = static_cast<int>((pending_.size() + live - 1) / live);
-    share = std::max(1, std::min(share, options_.max_inflight_per_worker));
     Worker* best = nullptr;
     for (Worker& w : workers_) {
       if (w.stopping || w.generation <= t.function) continue;
@@ -353,8 +355,7 @@ void Core::Dispatch() {
           w.assigned >= options_.max_tasks_per_child) {
         continue;
       }
-      int limit = w.outstanding.empty() ? std::max(share, 1) : share;
-      if (static_cast<int>(w.outstanding.size()) >= limit) continue;
+      if (static_cast<int>(w.outstanding.size()) >= share) continue;
       if (best == nullptr || w.outstanding.size() < best->outstanding.size()) {
         best = &w;
       }
