@@ -1,0 +1,145 @@
+// -----------------------------------------------------------------------------
+// File: sync/internal/test_util.h
+// -----------------------------------------------------------------------------
+//
+// Test-only helpers for //sync and //shm tests: a MAP_SHARED anonymous
+// mapping for fork children, fork/wait shorthands, and running
+// sync_test_helper (a separately exec'd program that attaches by name).
+
+#ifndef MP_SYNC_INTERNAL_TEST_UTIL_H_
+#define MP_SYNC_INTERNAL_TEST_UTIL_H_
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "process/fd.h"
+#include "process/spawn.h"
+#include "sync/lock.h"
+
+namespace mp {
+namespace sync_testing {
+
+// A Lock and the counter it guards (shared with sync_test_helper).
+struct CountedLock {
+  Lock lock;
+  int64_t counter = 0;
+};
+
+// One T in an anonymous MAP_SHARED mapping (inherited by fork children).
+template <typename T>
+class SharedMapping {
+ public:
+  template <typename... Args>
+  explicit SharedMapping(Args&&... args) {
+    mem_ = ::mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE,
+                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (mem_ == MAP_FAILED) std::abort();
+    obj_ = new (mem_) T(std::forward<Args>(args)...);
+  }
+  ~SharedMapping() { ::munmap(mem_, sizeof(T)); }
+  SharedMapping(const SharedMapping&) = delete;
+  T* get() { return obj_; }
+  T* operator->() { return obj_; }
+  T& operator*() { return *obj_; }
+
+ private:
+  void* mem_;
+  T* obj_;
+};
+
+// Forks a child that runs `body` and _exit()s with its result.
+inline pid_t ForkChild(const std::function<int()>& body) {
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int code = 1;
+    code = body();
+    std::fflush(nullptr);
+    ::_exit(code);
+  }
+  return pid;
+}
+
+// Reaps `pid`; Python's exit code convention (-N for signal N).
+inline int WaitChild(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return -1000;
+  }
+  return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+// Polls up to 10 s for `pred`.
+template <typename F>
+bool Eventually(F pred) {
+  for (int i = 0; i < 1000; ++i) {
+    if (pred()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return pred();
+}
+
+// sync_test_helper, started by exec with its stdout on a pipe.
+struct Helper {
+  pid_t pid = -1;
+  UniqueFd out;
+  // Reads one line of the helper's stdout ("" at EOF).
+  std::string ReadLine() {
+    std::string line;
+    char c;
+    while (ReadExact(out.get(), &c, 1).ok() && c != '\n') line += c;
+    return line;
+  }
+};
+
+inline Helper StartHelper(std::vector<std::string> args) {
+  Helper h;
+  absl::StatusOr<FdPair> pipe = MakePipe();
+  EXPECT_TRUE(pipe.ok());
+  SpawnOptions o;
+  o.argv = {absl::StrCat(std::getenv("TEST_SRCDIR"), "/",
+                         std::getenv("TEST_WORKSPACE"),
+                         "/sync/sync_test_helper")};
+  for (std::string& a : args) o.argv.push_back(std::move(a));
+  o.fds = {{1, pipe->write.get()}};
+  absl::StatusOr<pid_t> pid = Spawn(o);
+  EXPECT_TRUE(pid.ok()) << pid.status();
+  if (pid.ok()) h.pid = *pid;
+  h.out = std::move(pipe->read);
+  return h;
+}
+
+// Installs a no-op handler (without SA_RESTART) for `sig` while alive, so
+// that signals interrupt system calls with EINTR.
+class InterruptingHandler {
+ public:
+  explicit InterruptingHandler(int sig) : sig_(sig) {
+    struct sigaction sa = {};
+    sa.sa_handler = [](int) {};
+    ::sigaction(sig_, &sa, &old_);
+  }
+  ~InterruptingHandler() { ::sigaction(sig_, &old_, nullptr); }
+
+ private:
+  int sig_;
+  struct sigaction old_;
+};
+
+}  // namespace sync_testing
+}  // namespace mp
+
+#endif  // MP_SYNC_INTERNAL_TEST_UTIL_H_
