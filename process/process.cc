@@ -59,19 +59,27 @@ namespace {
 // ---- the processes this process started and has not forgotten -------------
 
 struct Live {
+  pid_t owner = 0;
   absl::Mutex mu;
   std::set<ProcessImpl*> set;
 };
 std::atomic<Live*> g_live{nullptr};
-std::atomic<pid_t> g_live_owner{0};
 
+// The set of this process; a fresh one after fork (the parent's children are
+// not ours, and its lock may be held by a thread that is not here).
 Live* GetLive() {
-  Live* l = g_live.load(std::memory_order_acquire);
-  if (l != nullptr && g_live_owner.load() == ::getpid()) return l;
-  auto* fresh = new Live;  // the old one (a forked parent's) is leaked
-  g_live_owner.store(::getpid());
-  g_live.store(fresh, std::memory_order_release);
-  return fresh;
+  const pid_t me = ::getpid();
+  for (;;) {
+    Live* l = g_live.load(std::memory_order_acquire);
+    if (l != nullptr && l->owner == me) return l;
+    auto* fresh = new Live;
+    fresh->owner = me;
+    if (g_live.compare_exchange_strong(l, fresh)) {
+      Abandon(l);
+      return fresh;
+    }
+    delete fresh;
+  }
 }
 
 void AddLive(ProcessImpl* p) {
@@ -153,8 +161,8 @@ ChildPayload MakePayload(const ProcessImpl& p, RemoteCall call) {
 }  // namespace
 
 void LiveProcessesAfterFork() {
-  // Nothing in the parent's set is our child; a fresh set is made on use.
-  g_live_owner.store(0);
+  // Nothing in the parent's set is our child: GetLive() sees the pid change
+  // and makes a fresh set.
 }
 
 absl::Status NotRegisteredError(const char* what) {

@@ -34,31 +34,32 @@ namespace {
 // ---- client (the parent's side) --------------------------------------------
 
 struct Client {
+  pid_t owner = 0;
   absl::Mutex mu;
   UniqueFd control;
   pid_t server = 0;
 };
 
-// Leaked; replaced in a forked child (see ForkServerAfterFork).
+// Leaked; replaced in a forked child (the parent's server is not ours, and
+// its lock may be held by a thread that is not here).
 std::atomic<Client*> g_client{nullptr};
-std::atomic<pid_t> g_client_owner{0};
 
 Client* GetClient() {
-  pid_t me = ::getpid();
-  Client* c = g_client.load(std::memory_order_acquire);
-  if (c != nullptr && g_client_owner.load() == me) return c;
-  if (c != nullptr) {
-    // Raw fork() without BecomeChild(): drop the parent's server.
-    ForkServerAfterFork();
+  const pid_t me = ::getpid();
+  for (;;) {
+    Client* c = g_client.load(std::memory_order_acquire);
+    if (c != nullptr && c->owner == me) return c;
+    auto* fresh = new Client;
+    fresh->owner = me;
+    if (g_client.compare_exchange_strong(c, fresh)) {
+      if (c != nullptr) {
+        c->control.reset();  // the server must see EOF when the parent goes
+        Abandon(c);
+      }
+      return fresh;
+    }
+    delete fresh;
   }
-  auto* fresh = new Client;
-  Client* expected = nullptr;
-  if (g_client.compare_exchange_strong(expected, fresh)) {
-    g_client_owner.store(me);
-    return fresh;
-  }
-  delete fresh;
-  return expected;
 }
 
 std::vector<std::string> ChildEnv(absl::string_view mode, int fd) {
@@ -274,11 +275,7 @@ absl::StatusOr<ForkServerChild> ForkServerStart(const ChildPayload& payload) {
   return ForkServerChild{pid, std::move(status.read)};
 }
 
-void ForkServerAfterFork() {
-  Client* old = g_client.exchange(nullptr);
-  if (old != nullptr) old->control.reset();  // the rest is leaked
-  g_client_owner.store(0);
-}
+void ForkServerAfterFork() { (void)GetClient(); }
 
 void RunForkServer(int control) noexcept {
   ::signal(SIGPIPE, SIG_IGN);

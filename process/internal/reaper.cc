@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "process/internal/runtime.h"
 
 namespace mp {
 namespace process_internal {
@@ -25,6 +26,7 @@ struct Item {
 // Leaked on purpose (the thread may outlive static destruction); replaced,
 // not reset, in a forked child, where another thread may have held `mu`.
 struct Reaper {
+  pid_t owner = 0;
   absl::Mutex mu;
   std::vector<Item> items;
   bool running = false;
@@ -34,13 +36,27 @@ struct Reaper {
 std::atomic<Reaper*> g_reaper{nullptr};
 std::atomic<bool> g_running{false};
 
+// This process's reaper; a fresh one after fork (the parent's children are
+// not ours; its thread and lock holder are not here).
 Reaper* Get() {
-  Reaper* r = g_reaper.load(std::memory_order_acquire);
-  if (r != nullptr) return r;
-  auto* fresh = new Reaper;
-  if (g_reaper.compare_exchange_strong(r, fresh)) return fresh;
-  delete fresh;
-  return r;
+  const pid_t me = ::getpid();
+  for (;;) {
+    Reaper* r = g_reaper.load(std::memory_order_acquire);
+    if (r != nullptr && r->owner == me) return r;
+    auto* fresh = new Reaper;
+    fresh->owner = me;
+    if (g_reaper.compare_exchange_strong(r, fresh)) {
+      if (r != nullptr) {
+        for (Item& item : r->items) item.sentinel.reset();
+        r->wake_read.reset();
+        r->wake_write.reset();
+        Abandon(r);
+        g_running.store(false);
+      }
+      return fresh;
+    }
+    delete fresh;
+  }
 }
 
 // Reaps `pid` if it ended; true when it is gone (reaped or not ours).
@@ -136,17 +152,7 @@ void ReapInBackground(pid_t pid, UniqueFd sentinel) {
 
 bool ReaperRunning() { return g_running.load(std::memory_order_relaxed); }
 
-void ReaperAfterFork() {
-  Reaper* old = g_reaper.exchange(nullptr);
-  if (old != nullptr) {
-    // Close the fds we inherited; the rest is leaked (its mutex may be held
-    // by a thread that does not exist here).
-    for (Item& item : old->items) item.sentinel.reset();
-    old->wake_read.reset();
-    old->wake_write.reset();
-  }
-  g_running.store(false);
-}
+void ReaperAfterFork() { (void)Get(); }
 
 }  // namespace process_internal
 }  // namespace mp

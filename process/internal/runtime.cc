@@ -174,6 +174,18 @@ void BecomeChild(const std::string& name, std::vector<int32_t> identity,
   LiveProcessesAfterFork();
 }
 
+// External linkage and volatile: the stores must not be optimised away, or
+// LeakSanitizer (in a child that calls exit()) reports the abandoned state.
+extern void* volatile g_mp_abandoned[64];
+void* volatile g_mp_abandoned[64];
+std::atomic<int> g_abandoned_count{0};
+
+void Abandon(void* p) noexcept {
+  if (p == nullptr) return;
+  int i = g_abandoned_count.fetch_add(1);
+  if (i < 64) g_mp_abandoned[i] = p;
+}
+
 void FlushStdio() noexcept {
   try {
     std::cout.flush();

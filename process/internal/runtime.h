@@ -81,6 +81,11 @@ void CheckNotBootPending();
 // Reads a whole (small) file-like fd from its current offset.
 bool ReadAll(int fd, std::string* out);
 
+// Keeps `p` reachable from a global, for state a forked child abandons (its
+// locks may be held by threads that do not exist there) but must not free
+// or report as leaked.
+void Abandon(void* p) noexcept;
+
 // Flushes C stdio and the C++ standard streams.
 void FlushStdio() noexcept;
 
