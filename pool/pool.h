@@ -246,9 +246,12 @@ class Pool {
 
  private:
   // A result that `Map()` can move out of.
+  friend class ProcessPoolExecutor;
+
   template <typename T>
   struct Pending {
     std::shared_ptr<pool_internal::ResultState<T>> state;
+    uint64_t task_id = 0;  // Apply only; 0 when not submitted
     absl::StatusOr<T> TakeWait() {
       state->WaitFor(absl::InfiniteDuration());
       return state->Take();
@@ -462,8 +465,11 @@ Pool::Pending<R> Pool::ApplyImpl(F f, Tuple args, AsyncCallbacks<R> callbacks) {
     }
   };
   absl::StatusOr<std::vector<uint64_t>> ids = core_->Submit(std::move(specs));
-  if (!ids.ok()) result->Set(ids.status());
-  return Pending<R>{result};
+  if (!ids.ok()) {
+    result->Set(ids.status());
+    return Pending<R>{result};
+  }
+  return Pending<R>{result, (*ids)[0]};
 }
 
 namespace pool_internal {

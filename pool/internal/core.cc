@@ -96,6 +96,25 @@ bool Core::Cancel(uint64_t task_id) {
   return true;
 }
 
+int Core::CancelPending() {
+  std::vector<Done> dones;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (uint64_t id : pending_) {
+      auto it = tasks_.find(id);
+      if (it == tasks_.end() || it->second.worker != 0) continue;
+      RemovePending(id);
+      dones.push_back(std::move(it->second.done));
+      tasks_.erase(it);
+    }
+    pending_.clear();
+  }
+  for (Done& d : dones) {
+    if (d) d(absl::CancelledError("task cancelled"));
+  }
+  return static_cast<int>(dones.size());
+}
+
 bool Core::IsSent(uint64_t task_id) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = tasks_.find(task_id);
@@ -311,8 +330,10 @@ void Core::Maintain(std::vector<Completion>* out) {
     if (w.stopping || !w.outstanding.empty()) continue;
     bool retire = options_.max_tasks_per_child > 0 &&
                   w.assigned >= options_.max_tasks_per_child;
+    // A fresh worker runs everything, so replacing an idle stale one is
+    // always safe (and avoids head-of-line blocking on a new function).
     if (!retire && w.generation < newest && !pending_functions_.empty() &&
-        pending_functions_.begin()->first >= w.generation) {
+        pending_functions_.rbegin()->first >= w.generation) {
       retire = true;
     }
     if (retire) {

@@ -96,6 +96,11 @@ class Core {
   // this thread) and true is returned. False if it was sent or is finished.
   bool Cancel(uint64_t task_id);
 
+  // Core::CancelPending()
+  //
+  // `Cancel()` of every task no worker has yet; returns how many.
+  int CancelPending();
+
   // Core::IsSent()
   //
   // True while the task is held by a worker (Python's `Future.running()`).

@@ -292,6 +292,19 @@ TEST_F(CoreTest, NewFunctionReplacesIdleStaleWorkers) {
   EXPECT_EQ(fake_->started(), 2);
 }
 
+TEST_F(CoreTest, NewFunctionBehindOldOnesDoesNotBlock) {
+  Make({.processes = 1});
+  uint32_t fn = core_->AddFunction(
+      std::make_shared<CallRunner<int (*)(int), int, false>>(
+          [](int x) { return x; }),
+      {nullptr, 0});
+  // Queued: a task for the new function, then one for the old.
+  Submit({Spec(1, 0, fn), Spec(2, 0, 0)});
+  auto sent = fake_->WaitSent(2);
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[0].payload, "p1");
+}
+
 TEST_F(CoreTest, UnknownFunctionIsInvalidArgument) {
   Make({.processes = 1});
   EXPECT_EQ(core_->Submit({Spec(1, 0, 99)}).status().code(),
