@@ -1,0 +1,80 @@
+#include "sync/event.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "process/leak_check.h"
+#include "sync/internal/test_util.h"
+#include "sync/sync.h"
+
+namespace mp {
+namespace {
+
+using sync_testing::ForkChild;
+using sync_testing::SharedMapping;
+using sync_testing::WaitChild;
+
+TEST(EventTest, SetClearIsSet) {
+  Event e;
+  EXPECT_FALSE(e.IsSet());
+  EXPECT_FALSE(e.Wait(absl::ZeroDuration()));
+  e.Set();
+  EXPECT_TRUE(e.IsSet());
+  EXPECT_TRUE(e.Wait());
+  EXPECT_TRUE(e.Wait(absl::ZeroDuration()));
+  e.Clear();
+  EXPECT_FALSE(e.IsSet());
+  const absl::Time start = absl::Now();
+  EXPECT_FALSE(e.Wait(absl::Milliseconds(30)));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(30));
+}
+
+TEST(EventTest, SetWakesAllWaitingProcesses) {
+  testing::LeakCheck leaks;
+  SharedMapping<Event> e;
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 3; ++i) {
+    pids.push_back(ForkChild([&] { return e->Wait(absl::Seconds(10)) ? 0 : 1; }));
+  }
+  absl::SleepFor(absl::Milliseconds(30));
+  e->Set();
+  for (pid_t p : pids) EXPECT_EQ(WaitChild(p), 0);
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST(EventTest, SignalsDoNotShortenTheWait) {
+  sync_testing::InterruptingHandler handler(SIGUSR1);
+  Event e;
+  const pthread_t self = pthread_self();
+  std::atomic<bool> stop{false};
+  std::thread pester([&] {
+    while (!stop) {
+      pthread_kill(self, SIGUSR1);
+      absl::SleepFor(absl::Milliseconds(3));
+    }
+  });
+  const absl::Time start = absl::Now();
+  EXPECT_FALSE(e.Wait(absl::Milliseconds(150)));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(150));
+  stop = true;
+  pester.join();
+}
+
+TEST(EventTest, SpawnedProcessSetsByName) {
+  absl::StatusOr<SharedObject<Event>> e = SharedObject<Event>::Create();
+  ASSERT_TRUE(e.ok());
+  testing::LeakCheck leaks;
+  auto h = sync_testing::StartHelper({"event-set", e->name()});
+  EXPECT_TRUE((*e)->Wait(absl::Seconds(10)));
+  EXPECT_EQ(WaitChild(h.pid), 0);
+  h.out.reset();
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+}  // namespace
+}  // namespace mp
