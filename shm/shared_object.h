@@ -36,25 +36,13 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "shm/internal/type_id.h"
 #include "shm/shared_memory.h"
 
 namespace mp {
 namespace shm_internal {
 
 constexpr uint64_t kSharedObjectMagic = 0x6a624f6465726853ull;  // "ShredObj"
-
-// Identifies T across processes of the same build (and the same compiler).
-template <typename T>
-uint64_t TypeId() {
-  static const uint64_t id = [] {
-    uint64_t h = 1469598103934665603ull;  // FNV-1a of the signature
-    for (const char* p = __PRETTY_FUNCTION__; *p; ++p) {
-      h = (h ^ static_cast<unsigned char>(*p)) * 1099511628211ull;
-    }
-    return h ^ sizeof(T);
-  }();
-  return id;
-}
 
 struct alignas(64) SharedObjectHeader {
   uint64_t magic;
