@@ -1,0 +1,184 @@
+// -----------------------------------------------------------------------------
+// File: ipc/connection.h
+// -----------------------------------------------------------------------------
+//
+// `mp::Connection` sends and receives whole messages over a socket or pipe
+// (Python: `multiprocessing.connection.Connection`), and `mp::Pipe()` makes a
+// connected pair (Python: `multiprocessing.Pipe`).
+//
+//   absl::StatusOr<std::pair<mp::Connection, mp::Connection>> p = mp::Pipe();
+//   auto& [parent, child] = *p;
+//   // ... fork; the child sends:
+//   MP_RETURN_IF_ERROR(child.Send(std::vector<int>{1, 2, 3}));
+//   // the parent receives:
+//   absl::StatusOr<std::vector<int>> v = parent.Recv<std::vector<int>>();
+//
+// Typed messages go through the codec (`ipc/codec.h`); `SendBytes` and
+// `RecvBytes` carry raw bytes. The framing is CPython's, byte for byte (a
+// 4-byte big-endian signed length, or -1 and an 8-byte length for payloads
+// over 2^31-1 bytes), so a Python peer can `send_bytes`/`recv_bytes` with an
+// mp Connection. (Python's `send`/`recv` pickle; mp's use its codec, so
+// typed messages only work between mp ends.)
+//
+// Errors every receive can return:
+//   * `kOutOfRange`: end of file, the peer closed (Python's `EOFError`). A
+//     send to a closed peer returns it too (never SIGPIPE).
+//   * `kDataLoss`: the peer closed in the middle of a message, or a corrupt
+//     header; the connection is then unusable for receiving.
+//   * `kFailedPrecondition`: the connection is closed, or not readable
+//     (writable) for a receive (send).
+//
+// Thread safety: like Python's, a Connection is not thread-safe; but one
+// thread may send while another receives. After fork() both processes hold
+// the fds; do not read a message in two processes at once without a lock.
+
+#ifndef MP_IPC_CONNECTION_H_
+#define MP_IPC_CONNECTION_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "ipc/codec.h"
+#include "process/fd.h"
+
+namespace mp {
+
+class Connection {
+ public:
+  static constexpr size_t kNoMaxLength = std::numeric_limits<size_t>::max();
+
+  // A closed connection.
+  Connection() = default;
+
+  // Connection::Connection()
+  //
+  // Takes ownership of `fd` (a socket or one end of a pipe). Python:
+  // `Connection(handle, readable, writable)`.
+  explicit Connection(UniqueFd fd, bool readable = true, bool writable = true);
+
+  Connection(Connection&&) noexcept = default;
+  Connection& operator=(Connection&&) noexcept = default;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection() = default;
+
+  // Connection::Send()
+  //
+  // Encodes `value` with the codec and sends it as one message. Python:
+  // `send(obj)`.
+  template <typename T>
+  absl::Status Send(const T& value) {
+    send_buffer_.clear();
+    EncodeTo(value, &send_buffer_);
+    return SendBytes(send_buffer_);
+  }
+
+  // Connection::Recv()
+  //
+  // Receives one message and decodes it as a `T`. The message is consumed
+  // even when it does not decode (kDataLoss or kInvalidArgument from the
+  // codec); the connection stays usable. Python: `recv()`.
+  template <typename T>
+  absl::StatusOr<T> Recv() {
+    absl::Status s = RecvBytesInto(&recv_buffer_);
+    if (!s.ok()) return s;
+    T value{};
+    s = DecodeInto(recv_buffer_, &value);
+    if (!s.ok()) return s;
+    return value;
+  }
+
+  // Connection::SendBytes()
+  //
+  // Sends `data` (or `size` bytes of it from `offset`; Python's
+  // `send_bytes(buf, offset, size)`) as one message: one writev/sendmsg call
+  // for header and payload. Errors: kInvalidArgument when offset/size lie
+  // outside `data`; kOutOfRange when the peer is gone.
+  absl::Status SendBytes(absl::string_view data);
+  absl::Status SendBytes(absl::string_view data, size_t offset,
+                         size_t size = kNoMaxLength);
+
+  // Connection::RecvBytes()
+  //
+  // Receives one message. Python: `recv_bytes(maxlength)`. A message longer
+  // than `maxlength` gives kResourceExhausted before anything is allocated,
+  // and the connection is then unusable for receiving (its payload is still
+  // in the stream), as in Python.
+  absl::StatusOr<std::string> RecvBytes(size_t maxlength = kNoMaxLength);
+
+  // Connection::RecvBytesInto()
+  //
+  // Receives one message into `*out`, replacing its contents but reusing its
+  // capacity: no allocation when the buffer is large enough. Same errors as
+  // `RecvBytes()`. `deadline` bounds the wait (kDeadlineExceeded; if it
+  // passes mid-message the connection becomes unusable for receiving).
+  absl::Status RecvBytesInto(std::string* out, size_t maxlength = kNoMaxLength,
+                             absl::Time deadline = absl::InfiniteFuture());
+
+  // Connection::RecvBytesInto()
+  //
+  // Receives one message into `buffer` and returns its length. Python:
+  // `recv_bytes_into(buf)`. When the message is longer than `buffer`
+  // (Python's `BufferTooShort`), returns kResourceExhausted and, when
+  // `too_long` is given, hands over the whole message there; nothing is
+  // written to `buffer` and the connection stays usable.
+  absl::StatusOr<size_t> RecvBytesInto(absl::Span<char> buffer,
+                                       std::string* too_long = nullptr);
+
+  // Connection::Poll()
+  //
+  // Whether data (or EOF) is available to read, waiting up to `timeout`
+  // (zero: just check; `absl::InfiniteDuration()`: wait). Python: `poll()`.
+  absl::StatusOr<bool> Poll(absl::Duration timeout = absl::ZeroDuration()) const;
+
+  // Connection::Close()
+  //
+  // Closes the fd; further use gives kFailedPrecondition. Idempotent.
+  absl::Status Close();
+
+  // The fd, or -1 when closed. Python: `fileno()`.
+  int fileno() const { return fd_.get(); }
+  bool closed() const { return !fd_.valid(); }
+  bool readable() const { return readable_; }
+  bool writable() const { return writable_; }
+
+  // Connection::Release()
+  //
+  // Gives up the fd without closing it (e.g. to hand it to a child).
+  UniqueFd Release();
+
+ private:
+  absl::Status CheckReadable() const;
+  absl::Status CheckWritable() const;
+  // Reads a header; returns the payload size.
+  absl::StatusOr<uint64_t> ReadHeader(absl::Time deadline);
+  // Marks the stream out of sync after a failed receive (Python closes a
+  // connection that is not writable).
+  void BreakReading();
+
+  UniqueFd fd_;
+  bool readable_ = false;
+  bool writable_ = false;
+  bool is_socket_ = false;
+  std::string send_buffer_;
+  std::string recv_buffer_;
+};
+
+// Pipe()
+//
+// A connected pair. `duplex` (Python's default): a socketpair, both ends
+// read and write. Otherwise an os pipe: `first` only receives, `second`
+// only sends. Both fds are close-on-exec.
+absl::StatusOr<std::pair<Connection, Connection>> Pipe(bool duplex = true);
+
+}  // namespace mp
+
+#endif  // MP_IPC_CONNECTION_H_

@@ -1,0 +1,314 @@
+#include "ipc/connection.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "ipc/internal/framing.h"
+#include "process/fd.h"
+#include "process/leak_check.h"
+
+namespace mp {
+namespace {
+
+struct Job {
+  int id = 0;
+  std::vector<double> data;
+  std::map<std::string, int> tags;
+  MP_CODEC_FIELDS(id, data, tags);
+};
+
+std::pair<Connection, Connection> MakePipe(bool duplex = true) {
+  absl::StatusOr<std::pair<Connection, Connection>> p = Pipe(duplex);
+  EXPECT_TRUE(p.ok()) << p.status();
+  return *std::move(p);
+}
+
+TEST(ConnectionTest, SendBytesRecvBytesBothWays) {
+  testing::LeakCheck leaks;
+  {
+    auto [a, b] = MakePipe();
+    EXPECT_TRUE(a.readable() && a.writable() && b.readable() && b.writable());
+    ASSERT_TRUE(a.SendBytes("hello").ok());
+    ASSERT_TRUE(a.SendBytes("").ok());
+    EXPECT_EQ(*b.RecvBytes(), "hello");
+    EXPECT_EQ(*b.RecvBytes(), "");
+    ASSERT_TRUE(b.SendBytes("0123456789", 2, 3).ok());
+    ASSERT_TRUE(b.SendBytes("0123456789", 7).ok());
+    EXPECT_EQ(*a.RecvBytes(), "234");
+    EXPECT_EQ(*a.RecvBytes(), "789");
+  }
+  EXPECT_TRUE(leaks.Verify().ok());
+}
+
+TEST(ConnectionTest, WireFormatIsCPythons) {
+  auto [a, b] = MakePipe();
+  ASSERT_TRUE(a.SendBytes("abc").ok());
+  UniqueFd raw = b.Release();
+  char buf[7];
+  ASSERT_TRUE(ReadExact(raw.get(), buf, 7).ok());
+  EXPECT_EQ(std::string(buf, 7), std::string("\0\0\0\x03" "abc", 7));
+}
+
+TEST(ConnectionTest, SendBytesRejectsBadOffsetAndSize) {
+  auto [a, b] = MakePipe();
+  EXPECT_EQ(a.SendBytes("abc", 4).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(a.SendBytes("abc", 1, 3).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(a.SendBytes("abc", 3).ok());  // empty tail is fine
+  EXPECT_EQ(*b.RecvBytes(), "");
+}
+
+TEST(ConnectionTest, TypedSendRecv) {
+  testing::LeakCheck leaks;
+  {
+    auto [a, b] = MakePipe();
+    Job job;
+    job.id = 7;
+    job.data = {1.5, 2.5};
+    job.tags = {{"x", 1}};
+    ASSERT_TRUE(a.Send(job).ok());
+    ASSERT_TRUE(a.Send(std::string("after")).ok());
+    absl::StatusOr<Job> got = b.Recv<Job>();
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->id, 7);
+    EXPECT_EQ(got->data, job.data);
+    EXPECT_EQ(got->tags, job.tags);
+    EXPECT_EQ(*b.Recv<std::string>(), "after");
+  }
+  EXPECT_TRUE(leaks.Verify().ok());
+}
+
+TEST(ConnectionTest, GarbageInsteadOfCodecValueIsAnErrorAndConsumed) {
+  auto [a, b] = MakePipe();
+  ASSERT_TRUE(a.SendBytes("definitely not a codec message").ok());
+  ASSERT_TRUE(a.Send(int64_t{5}).ok());
+  ASSERT_TRUE(a.Send(int64_t{6}).ok());
+  EXPECT_EQ(b.Recv<int64_t>().status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(b.Recv<int32_t>().status().code(),
+            absl::StatusCode::kInvalidArgument);  // wrong type
+  EXPECT_EQ(*b.Recv<int64_t>(), 6);
+}
+
+TEST(ConnectionTest, SimplexPipeDirections) {
+  testing::LeakCheck leaks;
+  {
+    auto [r, w] = MakePipe(/*duplex=*/false);
+    EXPECT_TRUE(r.readable());
+    EXPECT_FALSE(r.writable());
+    EXPECT_FALSE(w.readable());
+    EXPECT_TRUE(w.writable());
+    EXPECT_EQ(r.SendBytes("x").code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_EQ(w.RecvBytes().status().code(),
+              absl::StatusCode::kFailedPrecondition);
+    ASSERT_TRUE(w.Send(std::vector<int>{1, 2}).ok());
+    EXPECT_EQ(*r.Recv<std::vector<int>>(), (std::vector<int>{1, 2}));
+  }
+  EXPECT_TRUE(leaks.Verify().ok());
+}
+
+TEST(ConnectionTest, PeerClosedIsEndOfFile) {
+  testing::LeakCheck leaks;
+  for (bool duplex : {true, false}) {
+    auto [r, w] = MakePipe(duplex);
+    ASSERT_TRUE(w.SendBytes("last").ok());
+    ASSERT_TRUE(w.Close().ok());
+    EXPECT_EQ(*r.RecvBytes(), "last");
+    absl::StatusOr<std::string> eof = r.RecvBytes();
+    EXPECT_EQ(eof.status().code(), absl::StatusCode::kOutOfRange) << eof.status();
+    // EOF does not break the connection: it stays at EOF.
+    EXPECT_EQ(r.RecvBytes().status().code(), absl::StatusCode::kOutOfRange);
+  }
+  EXPECT_TRUE(leaks.Verify().ok());
+}
+
+TEST(ConnectionTest, SendToClosedPeerIsOutOfRangeWithoutSigpipe) {
+  testing::LeakCheck leaks;
+  for (bool duplex : {true, false}) {
+    auto [r, w] = MakePipe(duplex);
+    ASSERT_TRUE(r.Close().ok());
+    absl::Status s = w.SendBytes("x");
+    EXPECT_EQ(s.code(), absl::StatusCode::kOutOfRange) << s;
+  }
+  EXPECT_TRUE(leaks.Verify().ok());
+}
+
+TEST(ConnectionTest, ClosedConnectionIsFailedPrecondition) {
+  auto [a, b] = MakePipe();
+  ASSERT_TRUE(a.Close().ok());
+  EXPECT_TRUE(a.Close().ok());
+  EXPECT_TRUE(a.closed());
+  EXPECT_EQ(a.fileno(), -1);
+  EXPECT_EQ(a.SendBytes("x").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(a.RecvBytes().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(a.Poll().status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(ConnectionTest, MaxLengthExceededMarksUnreadable) {
+  auto [a, b] = MakePipe();
+  ASSERT_TRUE(a.SendBytes(std::string(100, 'x')).ok());
+  absl::StatusOr<std::string> m = b.RecvBytes(10);
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kResourceExhausted) << m.status();
+  EXPECT_FALSE(b.readable());
+  EXPECT_TRUE(b.writable());
+  EXPECT_EQ(b.RecvBytes().status().code(), absl::StatusCode::kFailedPrecondition);
+  // Python closes a read-only connection in this case.
+  auto [r, w] = MakePipe(false);
+  ASSERT_TRUE(w.SendBytes(std::string(100, 'x')).ok());
+  EXPECT_EQ(r.RecvBytes(10).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(r.closed());
+}
+
+// Writes raw bytes to the peer of `b`.
+void WriteRaw(Connection& a, absl::string_view bytes) {
+  ASSERT_TRUE(WriteAll(a.fileno(), bytes).ok());
+}
+
+TEST(ConnectionTest, HeaderClaimingATerabyteAllocatesOnlyWhatArrives) {
+  testing::LeakCheck leaks;
+  {
+    auto [a, b] = MakePipe();
+    char header[12];
+    size_t n = ipc_internal::EncodeFrameHeader(uint64_t{1} << 40, header);
+    WriteRaw(a, absl::string_view(header, n));
+    WriteRaw(a, "only a few bytes");
+    ASSERT_TRUE(a.Close().ok());
+    absl::StatusOr<std::string> m = b.RecvBytes();
+    EXPECT_EQ(m.status().code(), absl::StatusCode::kDataLoss) << m.status();
+    EXPECT_FALSE(b.readable());
+    // With a maxlength, nothing is read at all.
+    auto [c, d] = MakePipe();
+    WriteRaw(c, absl::string_view(header, n));
+    EXPECT_EQ(d.RecvBytes(1 << 20).status().code(),
+              absl::StatusCode::kResourceExhausted);
+  }
+  EXPECT_TRUE(leaks.Verify().ok());
+}
+
+TEST(ConnectionTest, TruncatedFramesAndCorruptHeaders) {
+  {
+    auto [a, b] = MakePipe();
+    WriteRaw(a, std::string("\0\0", 2));  // half a header
+    ASSERT_TRUE(a.Close().ok());
+    EXPECT_EQ(b.RecvBytes().status().code(), absl::StatusCode::kDataLoss);
+  }
+  {
+    auto [a, b] = MakePipe();
+    WriteRaw(a, std::string("\0\0\0\x64" "ten bytes!", 14));  // 100 promised
+    ASSERT_TRUE(a.Close().ok());
+    absl::StatusOr<std::string> m = b.RecvBytes();
+    EXPECT_EQ(m.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_NE(m.status().message().find("mid-message"), std::string::npos);
+  }
+  {
+    auto [a, b] = MakePipe();
+    WriteRaw(a, "\xff\xff\xff\xff\0\0");  // long header cut short
+    ASSERT_TRUE(a.Close().ok());
+    EXPECT_EQ(b.RecvBytes().status().code(), absl::StatusCode::kDataLoss);
+  }
+  {
+    auto [a, b] = MakePipe();
+    WriteRaw(a, "\xff\xff\xff\xf0");  // negative length
+    EXPECT_EQ(b.RecvBytes().status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_FALSE(b.readable());
+  }
+}
+
+TEST(ConnectionTest, RecvBytesIntoSpan) {
+  auto [a, b] = MakePipe();
+  ASSERT_TRUE(a.SendBytes("short").ok());
+  ASSERT_TRUE(a.SendBytes("a much longer message").ok());
+  ASSERT_TRUE(a.SendBytes("next").ok());
+  char buf[8];
+  absl::StatusOr<size_t> n = b.RecvBytesInto(absl::MakeSpan(buf));
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(std::string(buf, *n), "short");
+  std::string whole;
+  n = b.RecvBytesInto(absl::MakeSpan(buf), &whole);
+  EXPECT_EQ(n.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(whole, "a much longer message");
+  // Still usable, as after Python's BufferTooShort.
+  n = b.RecvBytesInto(absl::MakeSpan(buf));
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(std::string(buf, *n), "next");
+}
+
+TEST(ConnectionTest, RecvBytesIntoStringReusesCapacity) {
+  auto [a, b] = MakePipe();
+  std::string buf;
+  buf.reserve(1024);
+  const char* data = buf.data();
+  ASSERT_TRUE(a.SendBytes("first").ok());
+  ASSERT_TRUE(a.SendBytes("second").ok());
+  ASSERT_TRUE(b.RecvBytesInto(&buf).ok());
+  EXPECT_EQ(buf, "first");
+  ASSERT_TRUE(b.RecvBytesInto(&buf).ok());
+  EXPECT_EQ(buf, "second");
+  EXPECT_EQ(buf.data(), data);
+}
+
+TEST(ConnectionTest, PollWaitsForData) {
+  auto [a, b] = MakePipe();
+  EXPECT_FALSE(*b.Poll());
+  EXPECT_FALSE(*b.Poll(absl::Milliseconds(20)));
+  std::thread t([&a = a] {
+    absl::SleepFor(absl::Milliseconds(50));
+    ASSERT_TRUE(a.SendBytes("x").ok());
+  });
+  EXPECT_TRUE(*b.Poll(absl::Seconds(10)));
+  t.join();
+  EXPECT_EQ(*b.RecvBytes(), "x");
+  ASSERT_TRUE(a.Close().ok());
+  EXPECT_TRUE(*b.Poll());  // EOF is readable
+}
+
+TEST(ConnectionTest, RecvDeadline) {
+  auto [a, b] = MakePipe();
+  std::string buf;
+  absl::Status s = b.RecvBytesInto(&buf, Connection::kNoMaxLength,
+                                   absl::Now() + absl::Milliseconds(30));
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST(ConnectionTest, LargeMessagesBetweenProcesses) {
+  testing::LeakCheck leaks;
+  {
+    auto [parent, child] = MakePipe();
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      parent.Close().IgnoreError();
+      // Echo messages back until EOF.
+      std::string buf;
+      while (child.RecvBytesInto(&buf).ok()) {
+        if (!child.SendBytes(buf).ok()) _exit(2);
+      }
+      _exit(0);
+    }
+    ASSERT_TRUE(child.Close().ok());
+    for (size_t size : {size_t{0}, size_t{1}, size_t{100000},
+                        size_t{70} << 20}) {  // 70 MiB: the growing path
+      std::string msg(size, '\0');
+      for (size_t i = 0; i < size; i += 4096) msg[i] = static_cast<char>(i / 4096);
+      std::thread sender([&] { ASSERT_TRUE(parent.SendBytes(msg).ok()); });
+      absl::StatusOr<std::string> back = parent.RecvBytes();
+      sender.join();
+      ASSERT_TRUE(back.ok()) << back.status();
+      EXPECT_TRUE(*back == msg) << size;
+    }
+    ASSERT_TRUE(parent.Close().ok());
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  EXPECT_TRUE(leaks.Verify().ok());
+}
+
+}  // namespace
+}  // namespace mp

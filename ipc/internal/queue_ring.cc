@@ -1,0 +1,496 @@
+#include "ipc/internal/queue_ring.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <new>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
+#include "process/status_macros.h"
+#include "shm/internal/tracker.h"
+#include "shm/shared_memory.h"
+#include "sync/internal/futex.h"
+
+namespace mp {
+namespace ipc_internal {
+
+using sync_internal::Deadline;
+using sync_internal::FutexResult;
+using sync_internal::FutexWait;
+using sync_internal::FutexWake;
+using sync_internal::RobustMutex;
+
+std::atomic<QueueHook> g_queue_test_hook{nullptr};
+
+void SetQueueTestHook(QueueHook hook) {
+  g_queue_test_hook.store(hook, std::memory_order_relaxed);
+}
+
+namespace {
+
+uint64_t RoundUpPow2(uint64_t n) {
+  uint64_t p = 1;
+  while (p < n) p <<= 1;
+  return p;
+}
+
+absl::Status FullError(absl::string_view why) {
+  return absl::ResourceExhaustedError(absl::StrCat("mp::Queue is full", why));
+}
+
+absl::Status EmptyError(absl::string_view why) {
+  return absl::UnavailableError(absl::StrCat("mp::Queue is empty", why));
+}
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// How long a waiter polls the other side's word before it sleeps: a
+// producer and a consumer running side by side on two cores then hand
+// records over without any system call.
+constexpr int kSpins = 2000;
+
+// The payload of an out-of-line record: u64 size, then the segment name.
+constexpr size_t kMaxNameLength = 255;
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<QueueRing>> QueueRing::Create(
+    const QueueRingOptions& options) {
+  if (options.capacity > kQueueMaxCapacity) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "mp::Queue: capacity ", options.capacity, " bytes exceeds the limit ",
+        kQueueMaxCapacity));
+  }
+  if (options.maxsize >= (uint64_t{1} << 31)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("mp::Queue: maxsize ", options.maxsize,
+                     " is too large (at most 2^31 - 1; 0 means unbounded)"));
+  }
+  const uint64_t capacity =
+      RoundUpPow2(std::max<uint64_t>(options.capacity, kQueueMinCapacity));
+  MP_ASSIGN_OR_RETURN(
+      SharedMemory shm,
+      SharedMemory::Create(kQueueHeaderSize + capacity, options.name));
+  auto* h = new (shm.data()) QueueHeader();
+  h->config.version = kQueueLayoutVersion;
+  h->config.header_size = kQueueHeaderSize;
+  h->config.capacity = capacity;
+  h->config.maxsize = options.maxsize;
+  h->producer.pending = kNoPending;
+  h->consumer.pending = kNoPending;
+  std::atomic_thread_fence(std::memory_order_release);
+  h->config.magic = kQueueMagic;
+  return std::shared_ptr<QueueRing>(new QueueRing(std::move(shm)));
+}
+
+absl::StatusOr<std::shared_ptr<QueueRing>> QueueRing::Attach(
+    absl::string_view name) {
+  MP_ASSIGN_OR_RETURN(SharedMemory shm, SharedMemory::Attach(name));
+  auto not_a_queue = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "mp::Queue: shared memory segment '", name, "' is not a queue: ", why));
+  };
+  if (shm.size() < kQueueHeaderSize) return not_a_queue("too small");
+  const auto* h = reinterpret_cast<const QueueHeader*>(shm.data());
+  if (h->config.magic != kQueueMagic) return not_a_queue("bad magic");
+  if (h->config.version != kQueueLayoutVersion ||
+      h->config.header_size != kQueueHeaderSize) {
+    return not_a_queue(
+        absl::StrCat("layout version ", h->config.version, " (expected ",
+                     kQueueLayoutVersion, ")"));
+  }
+  const uint64_t cap = h->config.capacity;
+  if (cap < kQueueMinCapacity || cap > kQueueMaxCapacity ||
+      (cap & (cap - 1)) != 0 || shm.size() < kQueueHeaderSize + cap) {
+    return not_a_queue(absl::StrCat("bad capacity ", cap));
+  }
+  if (h->config.maxsize >= (uint64_t{1} << 31)) {
+    return not_a_queue(absl::StrCat("bad maxsize ", h->config.maxsize));
+  }
+  return std::shared_ptr<QueueRing>(new QueueRing(std::move(shm)));
+}
+
+QueueRing::QueueRing(SharedMemory shm) : shm_(std::move(shm)) {
+  h_ = reinterpret_cast<QueueHeader*>(shm_.data());
+  data_ = shm_.data() + kQueueHeaderSize;
+  capacity_ = h_->config.capacity;
+  mask_ = capacity_ - 1;
+  maxsize_ = h_->config.maxsize;
+  max_inline_ = capacity_ / 2 - sizeof(RecordHeader);
+}
+
+QueueRing::~QueueRing() {
+  if (shm_.owner()) UnlinkQueuedOutOfLine();
+}
+
+void QueueRing::UnlinkQueuedOutOfLine() {
+  // Best effort, without locks: the creator is tearing the queue down.
+  uint64_t head = h_->head.word.load(std::memory_order_acquire);
+  const uint64_t tail = h_->tail.word.load(std::memory_order_acquire);
+  if (PosBytes(tail, head) > capacity_) return;
+  const std::string prefix = absl::StrCat(name(), "_");
+  while (PosUnits(head) != PosUnits(tail)) {
+    const uint64_t offset = (uint64_t{PosUnits(head)} * 8) & mask_;
+    RecordHeader rh;
+    std::memcpy(&rh, data_ + offset, sizeof rh);
+    const uint64_t size = RecordSize(rh.length);
+    if (rh.check != RecordCheck(rh.length, rh.kind) ||
+        size > PosBytes(tail, head) || offset + size > capacity_) {
+      return;
+    }
+    if (rh.kind == kRecordOutOfLine && rh.length > 8 &&
+        rh.length <= 8 + kMaxNameLength) {
+      std::string seg(data_ + offset + sizeof rh + 8, rh.length - 8);
+      if (absl::StartsWith(seg, prefix)) {
+        shm_unlink(absl::StrCat("/", seg).c_str());
+      }
+    }
+    head = PosWord(0, PosUnits(head) + static_cast<uint32_t>(size / 8));
+  }
+}
+
+absl::Status QueueRing::ClosedError() const {
+  return absl::FailedPreconditionError(
+      "mp::Queue is closed in this process (Close() was called)");
+}
+
+// ---- locking and repair -----------------------------------------------------------
+
+absl::Status QueueRing::LockProducerSlow(RobustMutex::Result r,
+                                         LazyDeadline* deadline) {
+  RobustMutex& lock = h_->producer.lock;
+  if (r == RobustMutex::Result::kTimedOut) {
+    if (deadline->NoWait()) {
+      return FullError(" (another producer holds the put lock)");
+    }
+    r = lock.Lock(deadline->Get());
+  }
+  switch (r) {
+    case RobustMutex::Result::kAcquired:
+      return absl::OkStatus();
+    case RobustMutex::Result::kOwnerDied:
+      RepairProducer();
+      return absl::OkStatus();
+    case RobustMutex::Result::kTimedOut:
+      return FullError(" (timed out waiting for the put lock)");
+    case RobustMutex::Result::kDeadlock:
+      break;
+  }
+  return absl::FailedPreconditionError(
+      "mp::Queue::Put: re-entered by the thread that is putting (from a "
+      "signal handler?)");
+}
+
+absl::Status QueueRing::LockConsumerSlow(RobustMutex::Result r,
+                                         LazyDeadline* deadline) {
+  RobustMutex& lock = h_->consumer.lock;
+  if (r == RobustMutex::Result::kTimedOut) {
+    if (deadline->NoWait()) {
+      return EmptyError(" (another consumer holds the get lock)");
+    }
+    r = lock.Lock(deadline->Get());
+  }
+  switch (r) {
+    case RobustMutex::Result::kAcquired:
+      return absl::OkStatus();
+    case RobustMutex::Result::kOwnerDied:
+      RepairConsumer();
+      return absl::OkStatus();
+    case RobustMutex::Result::kTimedOut:
+      return EmptyError(" (timed out waiting for the get lock)");
+    case RobustMutex::Result::kDeadlock:
+      break;
+  }
+  return absl::FailedPreconditionError(
+      "mp::Queue::Get: re-entered by the thread that is getting (from a "
+      "signal handler?)");
+}
+
+void QueueRing::RepairProducer() {
+  // The previous holder died. Positions are single words, so the ring is
+  // consistent; only a record it wrote but did not publish is lost.
+  QueueSide& p = h_->producer;
+  const uint64_t tail = h_->tail.word.load(std::memory_order_relaxed);
+  if (p.pending != kNoPending && p.pending == tail) {
+    h_->tasks.lost.fetch_add(1, std::memory_order_relaxed);
+  }
+  p.pending = kNoPending;
+  // Only the lock holder sleeps for space: no one does now.
+  h_->waiters.space_waiters.store(0, std::memory_order_relaxed);
+  p.cached_other = h_->head.word.load(std::memory_order_seq_cst);
+  p.lock.MarkConsistent();
+}
+
+void QueueRing::RepairConsumer() {
+  QueueSide& c = h_->consumer;
+  const uint64_t head = h_->head.word.load(std::memory_order_relaxed);
+  if (c.pending != kNoPending && c.pending != head) {
+    // It took a record (published head) and died before returning it.
+    h_->tasks.lost.fetch_add(1, std::memory_order_relaxed);
+    h_->tasks.done.fetch_add(1, std::memory_order_seq_cst);
+    if (h_->tasks.join_waiters.load(std::memory_order_seq_cst) != 0) {
+      FutexWake(&h_->tasks.done, sync_internal::kWakeAll);
+    }
+  }
+  c.pending = kNoPending;
+  h_->waiters.data_waiters.store(0, std::memory_order_relaxed);
+  c.cached_other = h_->tail.word.load(std::memory_order_seq_cst);
+  c.lock.MarkConsistent();
+}
+
+// ---- waiting ------------------------------------------------------------------------
+
+absl::Status QueueRing::WaitForSpace(uint64_t tail, uint64_t need,
+                                     LazyDeadline* deadline) {
+  QueueSide& p = h_->producer;
+  QueueWaiters& w = h_->waiters;
+  if (!deadline->NoWait()) {
+    for (int i = 0; i < kSpins; ++i) {
+      CpuRelax();
+      p.cached_other = h_->head.word.load(std::memory_order_acquire);
+      if (Fits(tail, p.cached_other, need)) return absl::OkStatus();
+    }
+    for (;;) {
+      const uint32_t seq = w.space_seq.load(std::memory_order_seq_cst);
+      w.space_waiters.store(1, std::memory_order_seq_cst);
+      p.cached_other = h_->head.word.load(std::memory_order_seq_cst);
+      if (Fits(tail, p.cached_other, need)) return absl::OkStatus();
+      const FutexResult fr = FutexWait(&w.space_seq, seq, deadline->Get());
+      if (fr == FutexResult::kTimedOut) break;
+    }
+    p.cached_other = h_->head.word.load(std::memory_order_seq_cst);
+    if (Fits(tail, p.cached_other, need)) return absl::OkStatus();
+  }
+  p.pending = kNoPending;
+  p.lock.Unlock();
+  return FullError(maxsize_ != 0 &&
+                           PosItems(tail, p.cached_other) >= maxsize_
+                       ? absl::StrCat(" (", maxsize_, " items)")
+                       : absl::StrCat(" (", PosBytes(tail, p.cached_other),
+                                      " of ", capacity_, " bytes used, ", need,
+                                      " needed)"));
+}
+
+absl::Status QueueRing::WaitForData(uint64_t head, LazyDeadline* deadline) {
+  QueueSide& c = h_->consumer;
+  QueueWaiters& w = h_->waiters;
+  if (!deadline->NoWait()) {
+    for (int i = 0; i < kSpins; ++i) {
+      CpuRelax();
+      c.cached_other = h_->tail.word.load(std::memory_order_acquire);
+      if (PosUnits(c.cached_other) != PosUnits(head)) return absl::OkStatus();
+    }
+    for (;;) {
+      const uint32_t seq = w.data_seq.load(std::memory_order_seq_cst);
+      w.data_waiters.store(1, std::memory_order_seq_cst);
+      c.cached_other = h_->tail.word.load(std::memory_order_seq_cst);
+      if (PosUnits(c.cached_other) != PosUnits(head)) return absl::OkStatus();
+      const FutexResult fr = FutexWait(&w.data_seq, seq, deadline->Get());
+      if (fr == FutexResult::kTimedOut) break;
+    }
+    c.cached_other = h_->tail.word.load(std::memory_order_seq_cst);
+    if (PosUnits(c.cached_other) != PosUnits(head)) return absl::OkStatus();
+  }
+  c.pending = kNoPending;
+  c.lock.Unlock();
+  return EmptyError("");
+}
+
+void QueueRing::WakeConsumers() {
+  // One wake per sleep: the first waker clears the flag; a sleeper that
+  // must sleep again sets it again.
+  if (h_->waiters.data_waiters.exchange(0, std::memory_order_seq_cst) == 0) {
+    return;
+  }
+  h_->waiters.data_seq.fetch_add(1, std::memory_order_seq_cst);
+  FutexWake(&h_->waiters.data_seq, sync_internal::kWakeAll);
+}
+
+void QueueRing::WakeProducers() {
+  if (h_->waiters.space_waiters.exchange(0, std::memory_order_seq_cst) == 0) {
+    return;
+  }
+  h_->waiters.space_seq.fetch_add(1, std::memory_order_seq_cst);
+  FutexWake(&h_->waiters.space_seq, sync_internal::kWakeAll);
+}
+
+// ---- out-of-line values ---------------------------------------------------------------
+
+absl::Status QueueRing::PutOutOfLine(size_t length, absl::Duration timeout,
+                                     absl::FunctionRef<void(char*)> write) {
+  if (closed()) return ClosedError();
+  const std::string seg_name =
+      absl::StrCat(name(), "_", RandomSharedMemoryName().substr(4));
+  if (seg_name.size() > kMaxNameLength) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "mp::Queue: name too long for out-of-line values: ", name()));
+  }
+  // Tracked while this process owns it: if it dies before handing the
+  // segment over, its tracker removes it.
+  MP_ASSIGN_OR_RETURN(SharedMemory seg, SharedMemory::Create(length, seg_name));
+  write(seg.data());
+  const uint64_t size = length;
+  auto put_name = [&](char* dst) {
+    std::memcpy(dst, &size, sizeof size);
+    std::memcpy(dst + sizeof size, seg_name.data(), seg_name.size());
+  };
+  MP_RETURN_IF_ERROR(PutRecord(kRecordOutOfLine, sizeof size + seg_name.size(),
+                               timeout, put_name));
+  // Published: from now on the consumer unlinks it. (Killed between the
+  // publish and this line, the tracker removes it and the consumer reports
+  // the value lost.)
+  seg.Disown();
+  return absl::OkStatus();
+}
+
+absl::Status QueueRing::GetOutOfLine(
+    uint64_t next, absl::string_view rec,
+    absl::FunctionRef<absl::Status(absl::string_view)> read) {
+  QueueSide& c = h_->consumer;
+  const uint64_t head = h_->head.word.load(std::memory_order_relaxed);
+  const std::string prefix = absl::StrCat(name(), "_");
+  uint64_t size = 0;
+  std::string seg_name;
+  if (rec.size() > sizeof size) {
+    std::memcpy(&size, rec.data(), sizeof size);
+    seg_name.assign(rec.data() + sizeof size, rec.size() - sizeof size);
+  }
+  if (seg_name.size() > kMaxNameLength ||
+      !absl::StartsWith(seg_name, prefix) ||
+      seg_name.find('/') != std::string::npos ||
+      seg_name.find('\0') != std::string::npos) {
+    RecordHeader rh{static_cast<uint32_t>(rec.size()), kRecordOutOfLine, 0};
+    return Corrupt(head, c.cached_other, rh,
+                   "out-of-line record without a valid segment name");
+  }
+  // If this process dies from here on, its tracker removes the segment.
+  const bool tracked = shm_internal::TrackSegment(seg_name).ok();
+  h_->head.word.store(next, std::memory_order_seq_cst);
+  QueueHookAt(QueueHookPoint::kGetAfterPublish);
+  c.pending = kNoPending;
+  c.lock.Unlock();
+  if (h_->waiters.space_waiters.load(std::memory_order_seq_cst) != 0) {
+    WakeProducers();
+  }
+  absl::Status status;
+  absl::StatusOr<SharedMemory> seg = SharedMemory::Attach(seg_name);
+  if (!seg.ok()) {
+    h_->tasks.lost.fetch_add(1, std::memory_order_relaxed);
+    status = absl::DataLossError(absl::StrCat(
+        "mp::Queue: an out-of-line value was lost (its producer died before "
+        "handing it over): ",
+        seg.status().message()));
+  } else if (seg->size() < size) {
+    status = absl::DataLossError(absl::StrCat(
+        "mp::Queue: out-of-line segment ", seg_name, " has ", seg->size(),
+        " bytes, the record says ", size));
+  } else {
+    status = read(absl::string_view(seg->data(), size));
+  }
+  if (seg.ok()) (void)seg->Unlink();
+  if (tracked) shm_internal::UntrackSegment(seg_name);
+  return status;
+}
+
+absl::Status QueueRing::Corrupt(uint64_t head, uint64_t tail,
+                                const RecordHeader& rh,
+                                absl::string_view what) {
+  QueueSide& c = h_->consumer;
+  c.pending = kNoPending;
+  c.lock.Unlock();
+  return absl::DataLossError(absl::StrFormat(
+      "mp::Queue %s: corrupt ring (%s): record at byte offset %d has length "
+      "%u, kind %u, check 0x%04x (expected 0x%04x); %d bytes published of a "
+      "%d-byte ring",
+      name(), what, (uint64_t{PosUnits(head)} * 8) & mask_, rh.length,
+      rh.kind, rh.check, RecordCheck(rh.length, rh.kind),
+      PosBytes(tail, head), capacity_));
+}
+
+// ---- sizes and tasks ------------------------------------------------------------------
+
+uint64_t QueueRing::QSize() const {
+  const uint64_t head = h_->head.word.load(std::memory_order_seq_cst);
+  const uint64_t tail = h_->tail.word.load(std::memory_order_seq_cst);
+  return PosItems(tail, head);
+}
+
+bool QueueRing::Empty() const {
+  const uint64_t head = h_->head.word.load(std::memory_order_seq_cst);
+  const uint64_t tail = h_->tail.word.load(std::memory_order_seq_cst);
+  return PosUnits(tail) == PosUnits(head);
+}
+
+bool QueueRing::Full() const {
+  const uint64_t head = h_->head.word.load(std::memory_order_seq_cst);
+  const uint64_t tail = h_->tail.word.load(std::memory_order_seq_cst);
+  // Full when no record of the smallest value (a codec header and one
+  // byte) fits, or maxsize items are queued.
+  return !Fits(tail, head, RecordSize(8));
+}
+
+uint32_t QueueRing::unfinished_tasks() const {
+  const uint32_t done = h_->tasks.done.load(std::memory_order_seq_cst);
+  return PosCount(h_->tail.word.load(std::memory_order_seq_cst)) - done;
+}
+
+absl::Status QueueRing::TaskDone() {
+  QueueTasks& t = h_->tasks;
+  uint32_t done = t.done.load(std::memory_order_seq_cst);
+  for (;;) {
+    const uint32_t put = PosCount(h_->tail.word.load(std::memory_order_seq_cst));
+    if (put == done) {
+      return absl::FailedPreconditionError(
+          "mp::JoinableQueue::TaskDone() called more times than there were "
+          "items put");
+    }
+    if (t.done.compare_exchange_weak(done, done + 1,
+                                     std::memory_order_seq_cst)) {
+      break;
+    }
+  }
+  if (t.join_waiters.load(std::memory_order_seq_cst) != 0) {
+    FutexWake(&t.done, sync_internal::kWakeAll);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status QueueRing::Join(absl::Duration timeout) {
+  QueueTasks& t = h_->tasks;
+  const Deadline deadline = Deadline::After(timeout);
+  for (;;) {
+    const uint32_t done = t.done.load(std::memory_order_seq_cst);
+    t.join_waiters.fetch_add(1, std::memory_order_seq_cst);
+    const uint32_t put =
+        PosCount(h_->tail.word.load(std::memory_order_seq_cst));
+    if (put == done) {
+      t.join_waiters.fetch_sub(1, std::memory_order_relaxed);
+      return absl::OkStatus();
+    }
+    const FutexResult fr = FutexWait(&t.done, done, deadline);
+    t.join_waiters.fetch_sub(1, std::memory_order_relaxed);
+    if (fr == FutexResult::kTimedOut) {
+      const uint32_t left = unfinished_tasks();
+      if (left == 0) return absl::OkStatus();
+      return absl::DeadlineExceededError(absl::StrCat(
+          "mp::JoinableQueue::Join: ", left, " tasks still unfinished"));
+    }
+  }
+}
+
+}  // namespace ipc_internal
+}  // namespace mp
