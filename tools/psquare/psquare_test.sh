@@ -33,6 +33,16 @@ for method in fork forkserver spawn; do
   expect_squares "$out" 3
 done
 
+# queue: children send squares back through mp::Queue; the parent prints them
+# in order of the numbers, with every start method.
+for method in fork forkserver spawn; do
+  out=$("$bin" --n=4 --sleep=0 --mode=queue --start_method=$method) ||
+    fail "queue/$method exit $?"
+  expect_squares "$out" 4
+  [[ $(grep '^result' <<<"$out") == $'result 0:0\nresult 1:1\nresult 2:4\nresult 3:9' ]] ||
+    fail "queue/$method results: $out"
+done
+
 # The per-number lines of one process stay together and in order.
 out=$("$bin" --n=1 --sleep=0 --mode=process)
 [[ $(grep -v '^Time' <<<"$out") == $'start process:0\nsquare 0:0\nend process:0' ]] ||
