@@ -26,11 +26,7 @@ absl::Status AcquireStatus(RobustMutex::Result r, const char* what) {
 
 }  // namespace sync_internal
 
-absl::Status Lock::Acquire(absl::Duration timeout) {
-  sync_internal::RobustMutex::Result r = mutex_.LockFor(timeout);
-  if (__builtin_expect(r == sync_internal::RobustMutex::Result::kAcquired, 1)) {
-    return absl::OkStatus();
-  }
+absl::Status Lock::AcquireError(sync_internal::RobustMutex::Result r) {
   return sync_internal::AcquireStatus(r, "mp::Lock");
 }
 
@@ -40,8 +36,7 @@ bool Lock::TryAcquire() {
          r == sync_internal::RobustMutex::Result::kOwnerDied;
 }
 
-absl::Status Lock::Release() {
-  if (__builtin_expect(mutex_.Unlock(), 1)) return absl::OkStatus();
+absl::Status Lock::ReleaseError() {
   return absl::FailedPreconditionError(
       "mp::Lock::Release: the calling thread does not hold the lock");
 }

@@ -63,7 +63,14 @@ class Lock {
   // the caller holds the lock and must release it.
   // Errors (lock not acquired): `kDeadlineExceeded`; `kFailedPrecondition`
   // when the calling thread holds it already.
-  absl::Status Acquire(absl::Duration timeout = absl::InfiniteDuration());
+  absl::Status Acquire(absl::Duration timeout = absl::InfiniteDuration()) {
+    const sync_internal::RobustMutex::Result r = mutex_.LockFor(timeout);
+    if (__builtin_expect(r == sync_internal::RobustMutex::Result::kAcquired,
+                         1)) {
+      return absl::OkStatus();
+    }
+    return AcquireError(r);
+  }
 
   // Lock::TryAcquire()
   //
@@ -75,7 +82,10 @@ class Lock {
   //
   // Errors: `kFailedPrecondition` when the calling thread does not hold it
   // (Python's "release unlocked lock").
-  absl::Status Release();
+  absl::Status Release() {
+    if (__builtin_expect(mutex_.Unlock(), 1)) return absl::OkStatus();
+    return ReleaseError();
+  }
 
   // Lock::Locked(): whether some thread holds it (Python's `locked()`).
   bool Locked() const { return mutex_.Locked(); }
@@ -94,6 +104,8 @@ class Lock {
 
  private:
   friend class Condition;
+  static absl::Status AcquireError(sync_internal::RobustMutex::Result r);
+  static absl::Status ReleaseError();
   sync_internal::RobustMutex mutex_;
 };
 

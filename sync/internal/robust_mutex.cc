@@ -43,19 +43,14 @@ struct OwnHead {
   RobustListHead head;
 };
 
-struct ThreadState {
-  uint32_t tid;  // 0: not initialized (or reset by fork)
-  bool robust;
-  uintptr_t* head_list;
-  uintptr_t* pending;
-};
-
-// Trivially constructible: plain TLS, no init guard on the fast path.
-thread_local ThreadState t_state;
 thread_local OwnHead t_own;
 
+}  // namespace
+
+__thread ThreadState t_robust_state;
+
 void InitThreadState() {
-  ThreadState& s = t_state;
+  ThreadState& s = t_robust_state;
   s.robust = false;
   s.head_list = nullptr;
   s.pending = nullptr;
@@ -82,22 +77,13 @@ void InitThreadState() {
   s.tid = static_cast<uint32_t>(SysGettid());
 }
 
-void ResetAfterFork() { t_state.tid = 0; }
+namespace {
+
+void ResetAfterFork() { t_robust_state.tid = 0; }
 
 [[maybe_unused]] const int g_atfork = pthread_atfork(nullptr, nullptr, ResetAfterFork);
 
-inline ThreadState& State() {
-  ThreadState& s = t_state;
-  if (__builtin_expect(s.tid == 0, 0)) InitThreadState();
-  return s;
-}
-
-inline void SetPending(const ThreadState& s, const void* node_next) {
-  if (s.robust) {
-    *s.pending = reinterpret_cast<uintptr_t>(node_next);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-  }
-}
+inline ThreadState& State() { return CurrentThreadState(); }
 
 inline void ClearPending(const ThreadState& s) {
   if (s.robust) {
@@ -106,80 +92,13 @@ inline void ClearPending(const ThreadState& s) {
   }
 }
 
-inline uintptr_t* Slot(uintptr_t p) {
-  return reinterpret_cast<uintptr_t*>(p & ~uintptr_t{1});
-}
-
 }  // namespace
-
-uint32_t CurrentTid() { return State().tid; }
 
 bool RobustListSupported() { return State().robust; }
 
-void RobustMutex::Acquired(bool owner_died) {
-  const ThreadState& s = t_state;
-  count_ = 1;
-  if (s.robust) {
-    // glibc's ENQUEUE_MUTEX: link at the head; every link points at a
-    // node's `next` slot, whose `prev` slot is the word before it.
-    const uintptr_t self = reinterpret_cast<uintptr_t>(&next_);
-    const uintptr_t first = *s.head_list;
-    Slot(first)[-1] = self;
-    next_ = first;
-    prev_ = reinterpret_cast<uintptr_t>(s.head_list);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    *s.head_list = self;
-  }
-  ClearPending(s);
-  if (owner_died) inconsistent_ = 1;
-}
-
-RobustMutex::Result RobustMutex::Lock(Deadline deadline, bool recursive) {
-  const ThreadState& s = State();
-  SetPending(s, &next_);
-  uint32_t expected = 0;
-  if (__builtin_expect(word_.compare_exchange_strong(
-                           expected, s.tid, std::memory_order_acquire,
-                           std::memory_order_relaxed),
-                       1)) {
-    Acquired(false);
-    return inconsistent_ ? Result::kOwnerDied : Result::kAcquired;
-  }
-  return LockSlow(deadline, recursive, /*try_only=*/false);
-}
-
-RobustMutex::Result RobustMutex::LockFor(absl::Duration timeout,
-                                         bool recursive) {
-  const ThreadState& s = State();
-  SetPending(s, &next_);
-  uint32_t expected = 0;
-  if (__builtin_expect(word_.compare_exchange_strong(
-                           expected, s.tid, std::memory_order_acquire,
-                           std::memory_order_relaxed),
-                       1)) {
-    Acquired(false);
-    return inconsistent_ ? Result::kOwnerDied : Result::kAcquired;
-  }
-  return LockSlow(Deadline::After(timeout), recursive,
-                  /*try_only=*/timeout <= absl::ZeroDuration());
-}
-
-RobustMutex::Result RobustMutex::TryLock(bool recursive) {
-  const ThreadState& s = State();
-  SetPending(s, &next_);
-  uint32_t expected = 0;
-  if (word_.compare_exchange_strong(expected, s.tid, std::memory_order_acquire,
-                                    std::memory_order_relaxed)) {
-    Acquired(false);
-    return inconsistent_ ? Result::kOwnerDied : Result::kAcquired;
-  }
-  return LockSlow(Deadline::After(absl::ZeroDuration()), recursive,
-                  /*try_only=*/true);
-}
-
 RobustMutex::Result RobustMutex::LockSlow(Deadline deadline, bool recursive,
                                           bool try_only) {
-  const ThreadState& s = t_state;
+  const ThreadState& s = t_robust_state;  // pending set by TryLockFast()
   const uint32_t tid = s.tid;
   uint32_t v = word_.load(std::memory_order_relaxed);
   if ((v & FUTEX_TID_MASK) == tid) {
@@ -228,7 +147,7 @@ RobustMutex::Result RobustMutex::LockSlow(Deadline deadline, bool recursive,
   return Result::kTimedOut;
 }
 
-bool RobustMutex::Unlock() {
+bool RobustMutex::UnlockSlow() {
   const ThreadState& s = State();
   const uint32_t v = word_.load(std::memory_order_relaxed);
   if ((v & FUTEX_TID_MASK) != s.tid) return false;
@@ -236,19 +155,8 @@ bool RobustMutex::Unlock() {
     --count_;
     return true;
   }
-  count_ = 0;
-  SetPending(s, &next_);
-  if (s.robust) {
-    // glibc's DEQUEUE_MUTEX.
-    Slot(next_)[-1] = prev_;
-    *Slot(prev_) = next_;
-    prev_ = 0;
-    next_ = 0;
-  }
-  const uint32_t old = word_.exchange(0, std::memory_order_release);
-  if (old & FUTEX_WAITERS) FutexWake(&word_, 1);
-  ClearPending(s);
-  return true;
+  count_ = 1;  // a count of 0 cannot happen while held; be lenient
+  return Unlock();
 }
 
 bool RobustMutex::HeldByCurrentThread() const {

@@ -35,8 +35,27 @@
 namespace mp {
 namespace sync_internal {
 
+// Per-thread state: our tid and the robust list glibc (or we) registered.
+// Plain `__thread` data with the initial-exec TLS model, so the fast paths
+// below read it with one instruction.
+struct ThreadState {
+  uint32_t tid;  // 0: not initialized (or reset by fork)
+  bool robust;
+  uintptr_t* head_list;  // &robust_list_head.list
+  uintptr_t* pending;    // &robust_list_head.list_op_pending
+};
+extern __thread ThreadState t_robust_state
+    __attribute__((tls_model("initial-exec")));
+void InitThreadState();
+
+inline ThreadState& CurrentThreadState() {
+  ThreadState& s = t_robust_state;
+  if (__builtin_expect(s.tid == 0, 0)) InitThreadState();
+  return s;
+}
+
 // The calling thread's kernel thread id (cached; refreshed after fork()).
-uint32_t CurrentTid();
+inline uint32_t CurrentTid() { return CurrentThreadState().tid; }
 
 // Whether owner-death detection through the kernel's robust list works in
 // this thread (false on a libc whose list layout we cannot share).
@@ -57,16 +76,49 @@ class RobustMutex {
 
   // Lock(): blocks until acquired or `deadline` passes. With `recursive`,
   // a thread that holds it already gets it again (the count goes up).
-  Result Lock(Deadline deadline, bool recursive = false);
+  Result Lock(Deadline deadline, bool recursive = false) {
+    if (__builtin_expect(TryLockFast(), 1)) return AcquiredResult();
+    return LockSlow(deadline, recursive, /*try_only=*/false);
+  }
   // LockFor(): Lock() with a relative timeout (the clock is read only when
   // the lock is contended). A zero or negative timeout is TryLock().
-  Result LockFor(absl::Duration timeout, bool recursive = false);
+  Result LockFor(absl::Duration timeout, bool recursive = false) {
+    if (__builtin_expect(TryLockFast(), 1)) return AcquiredResult();
+    return LockSlow(Deadline::After(timeout), recursive,
+                    /*try_only=*/timeout <= absl::ZeroDuration());
+  }
   // TryLock(): one attempt, never sleeps.
-  Result TryLock(bool recursive = false);
+  Result TryLock(bool recursive = false) {
+    if (TryLockFast()) return AcquiredResult();
+    return LockSlow(Deadline::Infinite(), recursive, /*try_only=*/true);
+  }
 
   // Unlock(): false (and no change) when the caller does not hold it. For a
   // recursively held mutex only the last Unlock releases.
-  bool Unlock();
+  bool Unlock() {
+    ThreadState& s = CurrentThreadState();
+    if (__builtin_expect(
+            (word_.load(std::memory_order_relaxed) & kTidMask) != s.tid ||
+                count_ != 1,
+            0)) {
+      return UnlockSlow();
+    }
+    count_ = 0;
+    if (s.robust) {
+      *s.pending = reinterpret_cast<uintptr_t>(&next_);
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      // glibc's DEQUEUE_MUTEX.
+      Slot(next_)[-1] = prev_;
+      *Slot(prev_) = next_;
+    }
+    const uint32_t old = word_.exchange(0, std::memory_order_release);
+    if (__builtin_expect(old & kWaiters, 0)) FutexWake(&word_, 1);
+    if (s.robust) {
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      *s.pending = 0;
+    }
+    return true;
+  }
 
   bool HeldByCurrentThread() const;
   bool Locked() const;
@@ -90,8 +142,57 @@ class RobustMutex {
   void ClearOwnerDied();
 
  private:
+  static constexpr uint32_t kTidMask = 0x3fffffff;   // FUTEX_TID_MASK
+  static constexpr uint32_t kWaiters = 0x80000000;   // FUTEX_WAITERS
+
+  static uintptr_t* Slot(uintptr_t p) {
+    return reinterpret_cast<uintptr_t*>(p & ~uintptr_t{1});
+  }
+
+  // One CAS 0 -> tid; on success the mutex is linked into the robust list.
+  bool TryLockFast() {
+    ThreadState& s = CurrentThreadState();
+    if (s.robust) {
+      *s.pending = reinterpret_cast<uintptr_t>(&next_);
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+    }
+    uint32_t expected = 0;
+    if (__builtin_expect(
+            word_.compare_exchange_strong(expected, s.tid,
+                                          std::memory_order_acquire,
+                                          std::memory_order_relaxed),
+            1)) {
+      Acquired(false);
+      return true;
+    }
+    return false;
+  }
+  Result AcquiredResult() const {
+    return __builtin_expect(inconsistent_ == 0, 1) ? Result::kAcquired
+                                                   : Result::kOwnerDied;
+  }
+
+  // Links the mutex into the robust list (glibc's ENQUEUE_MUTEX): every link
+  // points at a node's `next` slot, whose `prev` slot is the word before it.
+  void Acquired(bool owner_died) {
+    const ThreadState& s = t_robust_state;
+    count_ = 1;
+    if (s.robust) {
+      const uintptr_t self = reinterpret_cast<uintptr_t>(&next_);
+      const uintptr_t first = *s.head_list;
+      Slot(first)[-1] = self;
+      next_ = first;
+      prev_ = reinterpret_cast<uintptr_t>(s.head_list);
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      *s.head_list = self;
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      *s.pending = 0;
+    }
+    if (__builtin_expect(owner_died, 0)) inconsistent_ = 1;
+  }
+
   Result LockSlow(Deadline deadline, bool recursive, bool try_only);
-  void Acquired(bool owner_died);
+  bool UnlockSlow();
 
   // Layout shared with glibc's pthread_mutex_t on 64-bit Linux: the kernel
   // finds the word at `list node - 32`.
