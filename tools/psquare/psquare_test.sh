@@ -43,6 +43,16 @@ for method in fork forkserver spawn; do
     fail "queue/$method results: $out"
 done
 
+# shared: children write squares into an mp::Array and sum them in an
+# mp::Value (attached by name), with every start method.
+for method in fork forkserver spawn; do
+  out=$("$bin" --n=4 --sleep=0 --mode=shared --start_method=$method) ||
+    fail "shared/$method exit $?"
+  expect_squares "$out" 4
+  [[ $(grep '^result\|^total' <<<"$out") == $'result 0:0\nresult 1:1\nresult 2:4\nresult 3:9\ntotal 14' ]] ||
+    fail "shared/$method results: $out"
+done
+
 # The per-number lines of one process stay together and in order.
 out=$("$bin" --n=1 --sleep=0 --mode=process)
 [[ $(grep -v '^Time' <<<"$out") == $'start process:0\nsquare 0:0\nend process:0' ]] ||
