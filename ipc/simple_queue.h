@@ -49,6 +49,17 @@ class SimpleQueue {
     if (!q.ok()) return q.status();
     return SimpleQueue(*std::move(q));
   }
+  // SimpleQueue::Create(options): `options.maxsize` must be 0 (Errors:
+  // `kInvalidArgument` otherwise); `capacity` and `name` as for `Queue`.
+  static absl::StatusOr<SimpleQueue> Create(const QueueOptions& options) {
+    if (options.maxsize != 0) {
+      return absl::InvalidArgumentError(
+          "mp::SimpleQueue has no maxsize (use mp::Queue)");
+    }
+    absl::StatusOr<Queue<T>> q = Queue<T>::Create(options);
+    if (!q.ok()) return q.status();
+    return SimpleQueue(*std::move(q));
+  }
   static absl::StatusOr<SimpleQueue> Attach(absl::string_view name) {
     absl::StatusOr<Queue<T>> q = Queue<T>::Attach(name);
     if (!q.ok()) return q.status();
