@@ -2,7 +2,7 @@
 
 # ---- Queue (queue engineer): one producer process, one consumer process ----
 PY_QUEUE = "python/queue_bench.py"
-COMPARISONS += [
+COMPARISONS = globals().get("COMPARISONS", []) + [
     Comparison("Queue 8-byte values, 1 producer + 1 consumer process vs Python multiprocessing.Queue",
                mp=Bench("queue_benchmark", "BM_QueuePutGet<int64_t>/8/real_time"),
                peer=Script(PY_QUEUE, "put_get_8"),
