@@ -7,10 +7,12 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <mutex>
 #include <cstdio>
 #include <cstring>
 #include <set>
@@ -20,7 +22,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/mutex.h"
 #include "process/fd.h"
 #include "process/internal/forkserver.h"
 #include "process/internal/pidfd.h"
@@ -35,7 +36,7 @@ namespace mp {
 namespace process_internal {
 
 struct ProcessImpl {
-  mutable absl::Mutex mu;
+  mutable std::mutex mu;
   std::unique_ptr<Target> target;
   std::string name;
   std::vector<int32_t> identity;
@@ -48,6 +49,8 @@ struct ProcessImpl {
   pid_t pid = 0;
   UniqueFd sentinel;
   std::optional<int> exitcode;
+  // Fork start method: the child's CurrentSelf(), built before fork.
+  std::unique_ptr<Self> child_self;
 
   // Collects the exit status if the child ended (`block`: it has, wait for
   // the kernel to agree). Requires mu.
@@ -60,7 +63,7 @@ namespace {
 
 struct Live {
   pid_t owner = 0;
-  absl::Mutex mu;
+  std::mutex mu;
   std::set<ProcessImpl*> set;
 };
 std::atomic<Live*> g_live{nullptr};
@@ -84,13 +87,13 @@ Live* GetLive() {
 
 void AddLive(ProcessImpl* p) {
   Live* l = GetLive();
-  absl::MutexLock lock(&l->mu);
+  std::lock_guard<std::mutex> lock(l->mu);
   l->set.insert(p);
 }
 
 void RemoveLive(ProcessImpl* p) {
   Live* l = GetLive();
-  absl::MutexLock lock(&l->mu);
+  std::lock_guard<std::mutex> lock(l->mu);
   l->set.erase(p);
 }
 
@@ -98,15 +101,25 @@ void RemoveLive(ProcessImpl* p) {
 
 std::atomic<bool> g_warned_threads{false};
 
+// Threads of this process, counting up to 3 (enough to decide), from one
+// getdents64 of /proc/self/task into a stack buffer.
 int CountThreads() {
-  DIR* d = ::opendir("/proc/self/task");
-  if (d == nullptr) return 1;
+  int fd = ::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return 1;
+  alignas(8) char buf[512];
   int n = 0;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] != '.') ++n;
+  long got;
+  while (n < 3 && (got = ::syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
+    for (long off = 0; off < got;) {
+      // struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name.
+      unsigned short reclen;
+      std::memcpy(&reclen, buf + off + 16, sizeof(reclen));
+      if (buf[off + 19] != '.') ++n;
+      off += reclen;
+    }
   }
-  ::closedir(d);
-  return n;
+  ::close(fd);
+  return n > 0 ? n : 1;
 }
 
 void WarnIfThreaded() {
@@ -159,11 +172,6 @@ ChildPayload MakePayload(const ProcessImpl& p, RemoteCall call) {
 }
 
 }  // namespace
-
-void LiveProcessesAfterFork() {
-  // Nothing in the parent's set is our child: GetLive() sees the pid change
-  // and makes a fresh set.
-}
 
 absl::Status NotRegisteredError(const char* what) {
   return absl::InvalidArgumentError(absl::StrCat(
@@ -268,7 +276,7 @@ Process::~Process() {
   ProcessImpl* p = impl_.get();
   bool detach = false;
   {
-    absl::MutexLock lock(&p->mu);
+    std::lock_guard<std::mutex> lock(p->mu);
     if (p->started && !p->closed) {
       p->PollLocked(/*block=*/false);
       detach = !p->exitcode.has_value() && p->our_child;
@@ -284,13 +292,19 @@ absl::Status Process::Start() {
   ProcessImpl* p = impl_.get();
   if (p == nullptr) return process_internal::Misuse(p, "used after move");
   process_internal::CheckNotBootPending();
-  {
-    absl::MutexLock lock(&p->mu);
-    MP_RETURN_IF_ERROR(process_internal::StartLocked(p));
-  }
-  // Not under p->mu: ActiveChildren() locks the set, then each process.
+  // Listed before the fork (ActiveChildren() skips it until started), so the
+  // parent allocates nothing between fork and the child's exit. Not under
+  // p->mu: ActiveChildren() locks the set, then each process.
   process_internal::AddLive(p);
-  return absl::OkStatus();
+  absl::Status status;
+  bool started;
+  {
+    std::lock_guard<std::mutex> lock(p->mu);
+    status = process_internal::StartLocked(p);
+    started = p->started;
+  }
+  if (!started) process_internal::RemoveLive(p);
+  return status;
 }
 
 namespace process_internal {
@@ -314,6 +328,8 @@ absl::Status StartLocked(ProcessImpl* p) {
       if (!use_pidfd) {
         MP_ASSIGN_OR_RETURN(pipe, MakePipe());
       }
+      p->child_self = std::make_unique<Self>(
+          Self{p->name, p->identity, p->daemon, true, parent, parent_name});
       process_internal::FlushStdio();
       pid_t pid = ::fork();
       if (pid < 0) return absl::ErrnoToStatus(errno, "fork");
@@ -322,10 +338,11 @@ absl::Status StartLocked(ProcessImpl* p) {
           ::prctl(PR_SET_PDEATHSIG, SIGKILL);
           if (::getppid() != parent) ::raise(SIGKILL);
         }
-        pipe.read.reset();
-        (void)pipe.write.release();  // held until we end: the sentinel
-        process_internal::BecomeChild(p->name, p->identity, p->daemon, parent,
-                                      parent_name);
+        if (pipe.read.valid()) {
+          pipe.read.reset();
+          (void)pipe.write.release();  // held until we end: the sentinel
+        }
+        process_internal::BecomeChild(p->child_self.get());
         process_internal::Target* target = p->target.get();
         process_internal::RunAndExit([target] { return target->Run(); });
       }
@@ -396,7 +413,7 @@ absl::Status Process::Join(absl::Duration timeout) {
   if (p == nullptr) return process_internal::Misuse(p, "used after move");
   int fd;
   {
-    absl::MutexLock lock(&p->mu);
+    std::lock_guard<std::mutex> lock(p->mu);
     if (p->closed) return process_internal::Misuse(p, "Join() after Close()");
     if (!p->started) {
       return process_internal::Misuse(p, "can only join a started process");
@@ -413,7 +430,7 @@ absl::Status Process::Join(absl::Duration timeout) {
           absl::FormatDuration(timeout)));
     }
   }
-  absl::MutexLock lock(&p->mu);
+  std::lock_guard<std::mutex> lock(p->mu);
   p->PollLocked(/*block=*/true);
   return absl::OkStatus();
 }
@@ -421,7 +438,7 @@ absl::Status Process::Join(absl::Duration timeout) {
 bool Process::IsAlive() {
   ProcessImpl* p = impl_.get();
   if (p == nullptr) return false;
-  absl::MutexLock lock(&p->mu);
+  std::lock_guard<std::mutex> lock(p->mu);
   if (!p->started || p->closed) return false;
   p->PollLocked(/*block=*/false);
   return !p->exitcode.has_value();
@@ -431,7 +448,7 @@ namespace {
 
 absl::Status SendSignal(ProcessImpl* p, int sig) {
   if (p == nullptr) return process_internal::Misuse(p, "used after move");
-  absl::MutexLock lock(&p->mu);
+  std::lock_guard<std::mutex> lock(p->mu);
   if (p->closed) return process_internal::Misuse(p, "signal after Close()");
   if (!p->started) {
     return process_internal::Misuse(p, "cannot signal a process not started");
@@ -453,7 +470,7 @@ absl::Status Process::Close() {
   ProcessImpl* p = impl_.get();
   if (p == nullptr) return process_internal::Misuse(p, "used after move");
   {
-    absl::MutexLock lock(&p->mu);
+    std::lock_guard<std::mutex> lock(p->mu);
     if (p->closed) return absl::OkStatus();  // Python: closing twice is fine
     if (p->started) {
       p->PollLocked(/*block=*/false);
@@ -473,43 +490,43 @@ absl::Status Process::Close() {
 
 pid_t Process::pid() const {
   if (impl_ == nullptr) return 0;
-  absl::MutexLock lock(&impl_->mu);
+  std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->pid;
 }
 
 std::optional<int> Process::exitcode() const {
   if (impl_ == nullptr) return std::nullopt;
-  absl::MutexLock lock(&impl_->mu);
+  std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->exitcode;
 }
 
 std::string Process::name() const {
   if (impl_ == nullptr) return "";
-  absl::MutexLock lock(&impl_->mu);
+  std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->name;
 }
 
 void Process::set_name(std::string name) {
   if (impl_ == nullptr) return;
-  absl::MutexLock lock(&impl_->mu);
+  std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->name = std::move(name);
 }
 
 bool Process::daemon() const {
   if (impl_ == nullptr) return false;
-  absl::MutexLock lock(&impl_->mu);
+  std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->daemon;
 }
 
 StartMethod Process::start_method() const {
   if (impl_ == nullptr) return StartMethod::kFork;
-  absl::MutexLock lock(&impl_->mu);
+  std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->method;
 }
 
 int Process::sentinel() const {
   if (impl_ == nullptr) return -1;
-  absl::MutexLock lock(&impl_->mu);
+  std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->closed ? -1 : impl_->sentinel.get();
 }
 
@@ -527,10 +544,10 @@ std::optional<ProcessInfo> ParentProcess() {
 std::vector<ProcessInfo> ActiveChildren() {
   process_internal::Live* l = process_internal::GetLive();
   std::vector<ProcessInfo> out;
-  absl::MutexLock lock(&l->mu);
+  std::lock_guard<std::mutex> lock(l->mu);
   for (ProcessImpl* p : l->set) {
-    absl::MutexLock plock(&p->mu);
-    if (p->closed) continue;
+    std::lock_guard<std::mutex> plock(p->mu);
+    if (!p->started || p->closed) continue;
     p->PollLocked(/*block=*/false);
     if (!p->exitcode.has_value()) {
       out.push_back(ProcessInfo{p->name, p->pid, p->daemon});

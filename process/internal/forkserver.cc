@@ -10,17 +10,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "process/process.h"
 #include "process/spawn.h"
 #include "process/status_macros.h"
@@ -35,7 +36,7 @@ namespace {
 
 struct Client {
   pid_t owner = 0;
-  absl::Mutex mu;
+  std::mutex mu;
   UniqueFd control;
   pid_t server = 0;
 };
@@ -237,8 +238,8 @@ void CloseAll(int fds[4]) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != server) ::raise(SIGKILL);
   }
-  BecomeChild(payload->name, payload->identity, payload->daemon,
-              payload->parent_pid, payload->parent_name);
+  BecomeChild(new Self{payload->name, payload->identity, payload->daemon,
+                       true, payload->parent_pid, payload->parent_name});
   RunPayloadAndExit(*payload);
 }
 
@@ -249,7 +250,7 @@ absl::StatusOr<ForkServerChild> ForkServerStart(const ChildPayload& payload) {
   MP_ASSIGN_OR_RETURN(FdPair status, MakePipe());
   Client* c = GetClient();
   {
-    absl::MutexLock lock(&c->mu);
+    std::lock_guard<std::mutex> lock(c->mu);
     bool sent = false;
     for (int attempt = 0; attempt < 2 && !sent; ++attempt) {
       if (c->server == 0) MP_RETURN_IF_ERROR(LaunchLocked(c));
@@ -275,7 +276,12 @@ absl::StatusOr<ForkServerChild> ForkServerStart(const ChildPayload& payload) {
   return ForkServerChild{pid, std::move(status.read)};
 }
 
-void ForkServerAfterFork() { (void)GetClient(); }
+void ForkServerAfterFork() {
+  // No allocation here (it would cost page faults on every fork); the next
+  // GetClient() replaces the parent's client.
+  Client* c = g_client.load(std::memory_order_acquire);
+  if (c != nullptr && c->owner != ::getpid()) c->control.reset();
+}
 
 void RunForkServer(int control) noexcept {
   ::signal(SIGPIPE, SIG_IGN);
@@ -345,21 +351,21 @@ void RunForkServer(int control) noexcept {
 
 absl::Status StartForkServer() {
   process_internal::Client* c = process_internal::GetClient();
-  absl::MutexLock lock(&c->mu);
+  std::lock_guard<std::mutex> lock(c->mu);
   if (c->server != 0) return absl::OkStatus();
   return process_internal::LaunchLocked(c);
 }
 
 absl::Status StopForkServer() {
   process_internal::Client* c = process_internal::GetClient();
-  absl::MutexLock lock(&c->mu);
+  std::lock_guard<std::mutex> lock(c->mu);
   process_internal::StopLocked(c);
   return absl::OkStatus();
 }
 
 pid_t ForkServerPid() {
   process_internal::Client* c = process_internal::GetClient();
-  absl::MutexLock lock(&c->mu);
+  std::lock_guard<std::mutex> lock(c->mu);
   return c->server;
 }
 

@@ -7,11 +7,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "process/internal/runtime.h"
 
 namespace mp {
@@ -27,7 +27,7 @@ struct Item {
 // not reset, in a forked child, where another thread may have held `mu`.
 struct Reaper {
   pid_t owner = 0;
-  absl::Mutex mu;
+  std::mutex mu;
   std::vector<Item> items;
   bool running = false;
   UniqueFd wake_read, wake_write;
@@ -74,7 +74,7 @@ void Loop(Reaper* rp) {
   for (;;) {
     bool need_timeout = false;
     {
-      absl::MutexLock lock(&rp->mu);
+      std::lock_guard<std::mutex> lock(rp->mu);
       // Reap what ended, drop it.
       for (size_t i = 0; i < rp->items.size();) {
         if (TryReap(rp->items[i].pid)) {
@@ -107,7 +107,7 @@ void Loop(Reaper* rp) {
       }
     }
     if (n > 0) {
-      absl::MutexLock lock(&rp->mu);
+      std::lock_guard<std::mutex> lock(rp->mu);
       // A pipe sentinel that fired for a child that did not end (it exec'd
       // another program) would spin: fall back to polling for that one.
       for (size_t k = 1; k < fds.size(); ++k) {
@@ -126,7 +126,7 @@ void Loop(Reaper* rp) {
 
 void ReapInBackground(pid_t pid, UniqueFd sentinel) {
   Reaper* rp = Get();
-  absl::MutexLock lock(&rp->mu);
+  std::lock_guard<std::mutex> lock(rp->mu);
   if (!rp->wake_read.valid()) {
     absl::StatusOr<FdPair> p = MakePipe(O_NONBLOCK);
     if (!p.ok()) {
@@ -152,7 +152,16 @@ void ReapInBackground(pid_t pid, UniqueFd sentinel) {
 
 bool ReaperRunning() { return g_running.load(std::memory_order_relaxed); }
 
-void ReaperAfterFork() { (void)Get(); }
+void ReaperAfterFork() {
+  // No allocation here; the next Get() replaces the parent's reaper.
+  Reaper* r = g_reaper.load(std::memory_order_acquire);
+  if (r != nullptr && r->owner != ::getpid()) {
+    for (Item& item : r->items) item.sentinel.reset();
+    r->wake_read.reset();
+    r->wake_write.reset();
+  }
+  g_running.store(false);
+}
 
 }  // namespace process_internal
 }  // namespace mp

@@ -1,6 +1,7 @@
 #include "process/internal/runtime.h"
 
 #include <cxxabi.h>
+#include <stdio_ext.h>
 #include <errno.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <ext/stdio_sync_filebuf.h>
 #include <iostream>
 #include <string>
 #include <typeinfo>
@@ -23,8 +25,6 @@
 namespace mp {
 namespace process_internal {
 
-void LiveProcessesAfterFork();  // process.cc
-
 namespace {
 
 constexpr char kBootEnv[] = "MP_PROCESS_BOOT";
@@ -36,8 +36,10 @@ std::atomic<int> g_registration_count{0};
 
 // ---- who we are ------------------------------------------------------------
 
-Self& MutableSelf() {
-  static Self* self = new Self;
+std::atomic<const Self*> g_self{nullptr};
+
+const Self& MainSelf() {
+  static const Self* self = new Self;
   return *self;
 }
 
@@ -89,8 +91,8 @@ Boot& GetBoot() {
                  payload.status().ToString().c_str());
     ::_exit(1);
   }
-  BecomeChild(payload->name, payload->identity, payload->daemon,
-              payload->parent_pid, payload->parent_name);
+  BecomeChild(new Self{payload->name, payload->identity, payload->daemon,
+                       true, payload->parent_pid, payload->parent_name});
   RunPayloadAndExit(*payload);
 }
 
@@ -154,24 +156,18 @@ void ReportBadArguments(const absl::Status& status) {
 
 // ---- runtime.h -------------------------------------------------------------
 
-const Self& CurrentSelf() { return MutableSelf(); }
+const Self& CurrentSelf() {
+  const Self* self = g_self.load(std::memory_order_acquire);
+  return self != nullptr ? *self : MainSelf();
+}
 
 int NextChildNumber() { return g_child_counter.fetch_add(1) + 1; }
 
-void BecomeChild(const std::string& name, std::vector<int32_t> identity,
-                 bool daemon, pid_t parent_pid,
-                 const std::string& parent_name) {
-  Self& self = MutableSelf();
-  self.name = name;
-  self.identity = std::move(identity);
-  self.daemon = daemon;
-  self.is_child = true;
-  self.parent_pid = parent_pid;
-  self.parent_name = parent_name;
-  g_child_counter.store(0);
+void BecomeChild(const Self* self) {
+  g_self.store(self, std::memory_order_release);
+  g_child_counter.store(0, std::memory_order_relaxed);
   ForkServerAfterFork();
   ReaperAfterFork();
-  LiveProcessesAfterFork();
 }
 
 // External linkage and volatile: the stores must not be optimised away, or
@@ -187,13 +183,21 @@ void Abandon(void* p) noexcept {
 }
 
 void FlushStdio() noexcept {
-  try {
-    std::cout.flush();
-    std::cerr.flush();
-    std::clog.flush();
-  } catch (...) {
+  // Only what has pending output is flushed: taking a FILE's lock writes to
+  // it, and every page a fork child writes is a page copied.
+  if (__fpending(stdout) > 0) std::fflush(stdout);
+  if (__fpending(stderr) > 0) std::fflush(stderr);
+  // With the default sync_with_stdio(true), std::cout and std::clog write
+  // straight through to stdout and stderr; otherwise they have buffers.
+  for (std::ostream* os : {&std::cout, &std::clog}) {
+    if (dynamic_cast<__gnu_cxx::stdio_sync_filebuf<char>*>(os->rdbuf()) ==
+        nullptr) {
+      try {
+        os->flush();
+      } catch (...) {
+      }
+    }
   }
-  std::fflush(nullptr);
 }
 
 void RunAndExit(absl::FunctionRef<int()> body) noexcept {
@@ -216,6 +220,10 @@ void RunAndExit(absl::FunctionRef<int()> body) noexcept {
 }
 
 void RunPayloadAndExit(const ChildPayload& payload) noexcept {
+  // A spawned or forkserver child runs before the program's ordinary
+  // constructors; in a statically linked program that includes the one that
+  // constructs std::cout and friends. This makes sure they exist.
+  std::ios_base::Init ios_init;
   const Registration* r = FindRegistration(payload.function);
   if (r == nullptr) {
     std::fprintf(stderr, "Process %s: no function registered as \"%s\"\n",

@@ -52,11 +52,12 @@ const Self& CurrentSelf();
 int NextChildNumber();
 
 // Called in a new child (fork start method, forkserver worker, spawned
-// child) before the target runs: sets `CurrentSelf()`, restarts the child
-// counter, and drops per-process state inherited from the parent.
-void BecomeChild(const std::string& name, std::vector<int32_t> identity,
-                 bool daemon, pid_t parent_pid,
-                 const std::string& parent_name);
+// child) before the target runs: makes `*self` (never freed in the child)
+// the answer of `CurrentSelf()`, restarts the child counter, and drops
+// per-process state inherited from the parent. Allocates nothing: for the
+// fork start method the parent builds `self` before forking, so the child
+// touches (and copies) as few pages as possible.
+void BecomeChild(const Self* self);
 
 // Runs `body` (which returns the exit code and may throw), reports an
 // exception as `Process <name>: <type>: <what>`, flushes stdio and the C++
@@ -86,7 +87,8 @@ bool ReadAll(int fd, std::string* out);
 // or report as leaked.
 void Abandon(void* p) noexcept;
 
-// Flushes C stdio and the C++ standard streams.
+// Flushes stdout and stderr (C and C++ streams), as Python flushes
+// sys.stdout and sys.stderr around fork and at a child's exit.
 void FlushStdio() noexcept;
 
 }  // namespace process_internal
