@@ -96,6 +96,11 @@ class RobustMutex {
   // Unlock(): false (and no change) when the caller does not hold it. For a
   // recursively held mutex only the last Unlock releases.
   bool Unlock() {
+#if defined(__x86_64__)
+    // Fetch the line for writing: the loads below would otherwise take it
+    // shared and the exchange would need a second transfer under contention.
+    asm volatile("prefetchw %0" : : "m"(word_));
+#endif
     ThreadState& s = CurrentThreadState();
     if (__builtin_expect(
             (word_.load(std::memory_order_relaxed) & kTidMask) != s.tid ||
