@@ -68,7 +68,7 @@ class CommandTemplate {
   // CommandTemplate::DirectProgram()
   //
   // When running `sh -c` on this template would only run one program with
-  // literal words (no shell syntax, no builtin other than true/false), the
+  // literal words (no shell syntax, no builtin such as echo or true), the
   // program name; pmap then execs it directly, saving the shell's start-up.
   // Empty otherwise.
   std::string DirectProgram() const;
