@@ -358,14 +358,15 @@ absl::Status StartLocked(ProcessImpl* p) {
     case StartMethod::kSpawn: {
       MP_ASSIGN_OR_RETURN(process_internal::RemoteCall call,
                           p->target->Remote());
-      std::string bytes =
-          Encode(process_internal::MakePayload(*p, std::move(call)));
-      MP_ASSIGN_OR_RETURN(UniqueFd payload, process_internal::PayloadFd(bytes));
       const bool use_pidfd = process_internal::PidfdSupported();
       FdPair pipe;
       if (!use_pidfd) {
         MP_ASSIGN_OR_RETURN(pipe, MakePipe());
       }
+      ChildPayload child = process_internal::MakePayload(*p, std::move(call));
+      if (!use_pidfd) child.sentinel_fd = 4;
+      MP_ASSIGN_OR_RETURN(UniqueFd payload,
+                          process_internal::PayloadFd(Encode(child)));
       SpawnOptions opts;
       opts.argv = {"/proc/self/exe"};
       opts.env.emplace();

@@ -90,6 +90,13 @@ MP_REGISTER(StartGrandchild);
 void Print(std::string text) { std::printf("%s", text.c_str()); }
 MP_REGISTER(Print);
 
+// 0 when `fd` is open and close-on-exec.
+int IsCloexec(int fd) {
+  int flags = ::fcntl(fd, F_GETFD);
+  return flags >= 0 && (flags & FD_CLOEXEC) != 0 ? 0 : 1;
+}
+MP_REGISTER(IsCloexec);
+
 int NotRegistered(int x) { return x; }
 
 constexpr auto kTwice = [](int x) { return 2 * x; };
@@ -460,6 +467,16 @@ TEST(ProcessTest, FallbackSentinelPipeWorks) {
     mp::Process q(o, SleepMs, 50);
     ASSERT_TRUE(q.Start().ok());
   }  // q is reaped in the background
+  {
+    // The spawned child's end of the sentinel pipe (fd 4) is close-on-exec,
+    // so programs the child runs do not keep the sentinel unready.
+    mp::ProcessOptions o;
+    o.start_method = mp::StartMethod::kSpawn;
+    mp::Process p(o, IsCloexec, 4);
+    ASSERT_TRUE(p.Start().ok());
+    ASSERT_TRUE(p.Join().ok());
+    EXPECT_EQ(p.exitcode(), 0);
+  }
   mp::process_internal::DisablePidfdForTesting(false);
   absl::Status s = leaks.Verify(absl::Seconds(5));
   EXPECT_TRUE(s.ok()) << s;

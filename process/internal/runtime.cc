@@ -3,6 +3,7 @@
 #include <cxxabi.h>
 #include <stdio_ext.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -90,6 +91,9 @@ Boot& GetBoot() {
     std::fprintf(stderr, "mp: spawned child: bad payload: %s\n",
                  payload.status().ToString().c_str());
     ::_exit(1);
+  }
+  if (payload->sentinel_fd >= 0) {
+    ::fcntl(payload->sentinel_fd, F_SETFD, FD_CLOEXEC);
   }
   BecomeChild(new Self{payload->name, payload->identity, payload->daemon,
                        true, payload->parent_pid, payload->parent_name});

@@ -32,8 +32,12 @@ struct ChildPayload {
   int32_t parent_pid = 0;
   std::string parent_name;
   std::string args;
+  // Spawned child without pidfd support: the fd of the sentinel pipe it
+  // holds (made close-on-exec at boot, so programs it execs do not hold
+  // it); -1 otherwise.
+  int32_t sentinel_fd = -1;
   MP_CODEC_FIELDS(function, name, identity, daemon, parent_pid, parent_name,
-                  args);
+                  args, sentinel_fd);
 };
 
 // Who this process is. Written only at startup of a child (single-threaded
