@@ -94,6 +94,22 @@ FutexResult FutexWait(std::atomic<uint32_t>* word, uint32_t expected,
 constexpr int kWakeAll = std::numeric_limits<int>::max();
 int FutexWake(std::atomic<uint32_t>* word, int count);
 
+// CpuRelax(): the spin-wait hint (`pause` on x86, `yield` on Arm).
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#else
+  asm volatile("" ::: "memory");
+#endif
+}
+
+// How long a contended mutex spins (reading only) before sleeping in the
+// kernel: about a microsecond, as long as a short critical section on
+// another core takes to end.
+constexpr int kSpinIterations = 100;
+
 // The raw system calls, each in one place. They return the syscall's result,
 // or -errno on failure.
 

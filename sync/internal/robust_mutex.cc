@@ -6,14 +6,6 @@
 #include <cstdio>
 #include <cstdlib>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define MP_CPU_RELAX() _mm_pause()
-#elif defined(__aarch64__)
-#define MP_CPU_RELAX() asm volatile("yield" ::: "memory")
-#else
-#define MP_CPU_RELAX() asm volatile("" ::: "memory")
-#endif
 
 namespace mp {
 namespace sync_internal {
@@ -114,7 +106,7 @@ RobustMutex::Result RobustMutex::LockSlow(Deadline deadline, bool recursive,
   uint32_t extra = 0;  // once we slept, others may sleep too: keep WAITERS
   // Spin briefly (reading, not writing) before sleeping: a holder on another
   // core usually releases within a few hundred cycles.
-  int spins = try_only ? 0 : 100;
+  int spins = try_only ? 0 : kSpinIterations;
   for (;;) {
     v = word_.load(std::memory_order_relaxed);
     if ((v & FUTEX_TID_MASK) == 0) {
@@ -131,7 +123,7 @@ RobustMutex::Result RobustMutex::LockSlow(Deadline deadline, bool recursive,
     if (try_only) break;
     if (spins > 0 && !(v & FUTEX_WAITERS)) {
       --spins;
-      MP_CPU_RELAX();
+      CpuRelax();
       continue;
     }
     if (deadline.Expired()) break;
