@@ -35,10 +35,6 @@ COMPARISONS = [
                mp=Bench("sync_benchmark", "BM_EventPingPong/real_time"),
                peer=Bench("sync_benchmark", "BM_RawFutexPingPong/real_time"),
                goal=within(1.3)),
-    Comparison("Semaphore ping-pong vs Python multiprocessing.Semaphore",
-               mp=Bench("sync_benchmark", "BM_SemaphorePingPong/real_time"),
-               peer=Script("python/sync_bench.py", "semaphore_ping_pong"),
-               goal=at_least(1)),
     Comparison("Write 256 MiB SharedMemory (faulted in) vs memcpy to private "
                "memory, bandwidth",
                mp=Bench("shm_benchmark", "BM_SharedMemoryWrite/real_time"),
