@@ -211,6 +211,42 @@ TEST_F(SharedMemoryTest, ForkChildNeverUnlinksTheParentsSegment) {
   EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
 }
 
+TEST_F(SharedMemoryTest, ForkChildThatCreatesGetsItsOwnTracker) {
+  testing::LeakCheck leaks("psm_");
+  const pid_t parent_tracker = shm_internal::TrackerPid();
+  ASSERT_GT(parent_tracker, 0);
+  absl::StatusOr<FdPair> pipe = MakePipe();
+  ASSERT_TRUE(pipe.ok());
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    // Not owned by the parent's tracker: a new one watches this child.
+    absl::StatusOr<SharedMemory> mine = SharedMemory::Create(10);
+    if (!mine.ok()) _exit(1);
+    const std::string line = absl::StrCat(mine->name(), " ",
+                                          shm_internal::TrackerPid(), "\n");
+    if (!WriteAll(pipe->write.get(), line).ok()) _exit(2);
+    _exit(0);  // no destructor runs: only the child's tracker can unlink
+  }
+  pipe->write.reset();
+  std::string line;
+  char c;
+  while (ReadExact(pipe->read.get(), &c, 1).ok() && c != '\n') line += c;
+  pipe->read.reset();
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_EQ(status, 0);
+  std::vector<std::string> parts = absl::StrSplit(line, ' ');
+  ASSERT_EQ(parts.size(), 2u) << line;
+  int child_tracker = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(parts[1], &child_tracker));
+  EXPECT_NE(child_tracker, parent_tracker);
+  EXPECT_TRUE(Eventually([&] { return !ShmExists(parts[0]); }));
+  EXPECT_TRUE(Eventually([&] { return ProcessGoneOrZombie(child_tracker); }));
+  EXPECT_FALSE(ProcessGoneOrZombie(parent_tracker));
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
 // Runs the helper in `mode`; returns {segment name, tracker pid} and the pid.
 struct Helper {
   pid_t pid = 0;

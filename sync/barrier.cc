@@ -86,7 +86,10 @@ absl::StatusOr<int> Barrier::WaitImpl(absl::FunctionRef<void()>* action,
   const uint32_t gen = generation_.load(std::memory_order_relaxed);
   RobustMutex* slot = nullptr;
   for (RobustMutex& s : slots_) {
-    if (s.TryLock() == RobustMutex::Result::kAcquired) {
+    const RobustMutex::Result r = s.TryLock();
+    if (r == RobustMutex::Result::kOwnerDied) s.MarkConsistent();
+    if (r == RobustMutex::Result::kAcquired ||
+        r == RobustMutex::Result::kOwnerDied) {
       slot = &s;
       break;
     }

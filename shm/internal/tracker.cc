@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -42,6 +43,13 @@ std::mutex g_mu;
 Table* g_table = nullptr;    // this process's (or, after fork, the parent's)
 pid_t g_table_pid = 0;       // the process the tracker of g_table watches
 size_t g_high = 0;           // entries at and above this index are free
+
+// A fork() while another thread holds g_mu must not leave the child's copy
+// locked forever.
+void LockBeforeFork() { g_mu.lock(); }
+void UnlockAfterFork() { g_mu.unlock(); }
+[[maybe_unused]] const int g_atfork =
+    pthread_atfork(LockBeforeFork, UnlockAfterFork, UnlockAfterFork);
 
 long RawFutex(void* addr, int op, uint32_t val, const timespec* ts) {
   long r = ::syscall(SYS_futex, addr, op, val, ts, nullptr, 0);
@@ -94,6 +102,16 @@ void CloseAllFds() {
   ::_exit(0);
 }
 
+// fork() without running pthread_atfork handlers (ours would deadlock on
+// g_mu, which the caller holds): the children only make raw system calls.
+pid_t ForkWithoutHandlers() {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+  return ::_Fork();
+#else
+  return static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0));
+#endif
+}
+
 absl::Status StartTrackerLocked() {
   void* mem = ::mmap(nullptr, sizeof(Table), PROT_READ | PROT_WRITE,
                      MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -104,9 +122,9 @@ absl::Status StartTrackerLocked() {
   sigset_t all, old;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid_t mid = ::fork();
+  pid_t mid = ForkWithoutHandlers();
   if (mid == 0) {
-    pid_t tracker = ::fork();
+    pid_t tracker = ForkWithoutHandlers();
     if (tracker == 0) TrackerMain(table, creator);  // signals stay blocked
     ::_exit(tracker < 0 ? 1 : 0);
   }
