@@ -482,6 +482,52 @@ TEST(QueueTest, ManyProducersManyConsumersDeliverEachValueOnce) {
   EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
 }
 
+// Ping-pong: both sides find their queue empty at almost every Get and go
+// to sleep, so a lost wake-up hangs (and fails on the timeout).
+void PingPong(int rounds) {
+  Queue<int> ping = MakeQueue<int>(Options());
+  Queue<int> pong = MakeQueue<int>(Options());
+  Process p([ping, pong, rounds]() mutable {
+    for (int i = 0; i < rounds; ++i) {
+      absl::StatusOr<int> v = ping.Get(absl::Seconds(20));
+      if (!v.ok() || *v != i || !pong.Put(i).ok()) return 1;
+    }
+    return 0;
+  });
+  ASSERT_TRUE(p.Start().ok());
+  for (int i = 0; i < rounds; ++i) {
+    // Now and then long enough for the child to stop polling and sleep.
+    if (i % 50 == 0) absl::SleepFor(absl::Milliseconds(1));
+    ASSERT_TRUE(ping.Put(i).ok());
+    absl::StatusOr<int> v = pong.Get(absl::Seconds(20));
+    ASSERT_TRUE(v.ok()) << i << ": " << v.status();
+    ASSERT_EQ(*v, i);
+  }
+  ASSERT_TRUE(p.Join(absl::Seconds(20)).ok());
+  EXPECT_EQ(p.exitcode(), 0);
+}
+
+TEST(QueueTest, PingPongNeverLosesAWakeUp) {
+  LeakCheck leaks(Prefix());
+  PingPong(3000);
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST(QueueTest, PingPongWithFencedPublishers) {
+  ipc_internal::SetMembarrierForTesting(/*light_publish=*/false,
+                                        /*sleeper_fence=*/true);
+  PingPong(1000);
+  ipc_internal::SetMembarrierForTesting(true, true);
+}
+
+TEST(QueueTest, PingPongWhenSleepersCannotFence) {
+  // Light publishers, sleepers without membarrier: they poll in slices.
+  ipc_internal::SetMembarrierForTesting(/*light_publish=*/true,
+                                        /*sleeper_fence=*/false);
+  PingPong(300);
+  ipc_internal::SetMembarrierForTesting(true, true);
+}
+
 // Spawn: the child is a fresh exec of this binary; the queue travels as its
 // name and is attached there.
 int SpawnedProducer(Queue<int64_t> q, int64_t n) {

@@ -1,6 +1,9 @@
 #include "ipc/internal/queue_ring.h"
 
+#include <linux/membarrier.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -61,12 +64,62 @@ inline void CpuRelax() {
 // How long a waiter polls the other side's word before it sleeps: a
 // producer and a consumer running side by side on two cores then hand
 // records over without any system call.
-constexpr int kSpins = 2000;
+constexpr int kSpins = 4000;    // pause instructions in all
+constexpr int kMaxPause = 64;   // between two reads
 
 // The payload of an out-of-line record: u64 size, then the segment name.
 constexpr size_t kMaxNameLength = 255;
 
+// How long a sleeper sleeps at most when membarrier is unavailable to it
+// while publishers skip their fence (a mixed setup, e.g. a seccomp filter):
+// it then re-checks, so a missed wake costs latency, never a hang.
+constexpr absl::Duration kPollSlice = absl::Milliseconds(5);
+
+// 0: unknown, 1: registered (light publishing), 2: unavailable.
+std::atomic<int> g_membarrier_state{0};
+
 }  // namespace
+
+// SysMembarrier(): membarrier(2); the result or -errno (-ENOSYS without it).
+long SysMembarrier(int cmd, unsigned flags) {
+#ifdef SYS_membarrier
+  long r = syscall(SYS_membarrier, cmd, flags, 0);
+  return r < 0 ? -errno : r;
+#else
+  (void)cmd;
+  (void)flags;
+  return -ENOSYS;
+#endif
+}
+
+bool LightPublishSupported() {
+  int state = g_membarrier_state.load(std::memory_order_acquire);
+  if (state == 0) {
+    const long cmds = SysMembarrier(MEMBARRIER_CMD_QUERY, 0);
+    const bool ok =
+        cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+        (cmds & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) &&
+        SysMembarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0) == 0;
+    state = ok ? 1 : 2;
+    g_membarrier_state.store(state, std::memory_order_release);
+  }
+  return state == 1;
+}
+
+bool g_sleeper_fence_disabled = false;  // tests only
+
+bool SleeperBarrier() {
+  if (g_sleeper_fence_disabled) return false;
+  return SysMembarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0) == 0;
+}
+
+void SetMembarrierForTesting(bool light_publish, bool sleeper_fence) {
+  g_membarrier_state.store(0);
+  if (!light_publish || !LightPublishSupported()) {
+    g_membarrier_state.store(2);
+  }
+  g_sleeper_fence_disabled = !sleeper_fence;
+}
 
 absl::StatusOr<std::shared_ptr<QueueRing>> QueueRing::Create(
     const QueueRingOptions& options) {
@@ -131,6 +184,7 @@ QueueRing::QueueRing(SharedMemory shm) : shm_(std::move(shm)) {
   mask_ = capacity_ - 1;
   maxsize_ = h_->config.maxsize;
   max_inline_ = capacity_ / 2 - sizeof(RecordHeader);
+  light_ = LightPublishSupported();
 }
 
 QueueRing::~QueueRing() {
@@ -259,17 +313,27 @@ absl::Status QueueRing::WaitForSpace(uint64_t tail, uint64_t need,
   QueueSide& p = h_->producer;
   QueueWaiters& w = h_->waiters;
   if (!deadline->NoWait()) {
-    for (int i = 0; i < kSpins; ++i) {
-      CpuRelax();
+    // Poll with growing pauses: each read pulls the consumer's cache line
+    // over, so reading less often lets it free a batch of records first.
+    for (int i = 0, pause = 1; i < kSpins; i += pause, pause = std::min(pause * 2, kMaxPause)) {
+      for (int j = 0; j < pause; ++j) CpuRelax();
       p.cached_other = h_->head.word.load(std::memory_order_acquire);
       if (Fits(tail, p.cached_other, need)) return absl::OkStatus();
     }
     for (;;) {
       const uint32_t seq = w.space_seq.load(std::memory_order_seq_cst);
       w.space_waiters.store(1, std::memory_order_seq_cst);
+      const bool fenced = SleeperBarrier();
       p.cached_other = h_->head.word.load(std::memory_order_seq_cst);
       if (Fits(tail, p.cached_other, need)) return absl::OkStatus();
-      const FutexResult fr = FutexWait(&w.space_seq, seq, deadline->Get());
+      const FutexResult fr = FutexWait(
+          &w.space_seq, seq,
+          fenced ? deadline->Get()
+                 : Deadline::Earlier(deadline->Get(),
+                                     Deadline::After(kPollSlice)));
+      if (fr == FutexResult::kTimedOut && !deadline->Get().Expired()) {
+        continue;
+      }
       if (fr == FutexResult::kTimedOut) break;
     }
     p.cached_other = h_->head.word.load(std::memory_order_seq_cst);
@@ -289,17 +353,25 @@ absl::Status QueueRing::WaitForData(uint64_t head, LazyDeadline* deadline) {
   QueueSide& c = h_->consumer;
   QueueWaiters& w = h_->waiters;
   if (!deadline->NoWait()) {
-    for (int i = 0; i < kSpins; ++i) {
-      CpuRelax();
+    for (int i = 0, pause = 1; i < kSpins; i += pause, pause = std::min(pause * 2, kMaxPause)) {
+      for (int j = 0; j < pause; ++j) CpuRelax();
       c.cached_other = h_->tail.word.load(std::memory_order_acquire);
       if (PosUnits(c.cached_other) != PosUnits(head)) return absl::OkStatus();
     }
     for (;;) {
       const uint32_t seq = w.data_seq.load(std::memory_order_seq_cst);
       w.data_waiters.store(1, std::memory_order_seq_cst);
+      const bool fenced = SleeperBarrier();
       c.cached_other = h_->tail.word.load(std::memory_order_seq_cst);
       if (PosUnits(c.cached_other) != PosUnits(head)) return absl::OkStatus();
-      const FutexResult fr = FutexWait(&w.data_seq, seq, deadline->Get());
+      const FutexResult fr = FutexWait(
+          &w.data_seq, seq,
+          fenced ? deadline->Get()
+                 : Deadline::Earlier(deadline->Get(),
+                                     Deadline::After(kPollSlice)));
+      if (fr == FutexResult::kTimedOut && !deadline->Get().Expired()) {
+        continue;
+      }
       if (fr == FutexResult::kTimedOut) break;
     }
     c.cached_other = h_->tail.word.load(std::memory_order_seq_cst);
@@ -379,13 +451,11 @@ absl::Status QueueRing::GetOutOfLine(
   }
   // If this process dies from here on, its tracker removes the segment.
   const bool tracked = shm_internal::TrackSegment(seg_name).ok();
-  h_->head.word.store(next, std::memory_order_seq_cst);
+  const bool wake = Publish(h_->head.word, next, h_->waiters.space_waiters);
   QueueHookAt(QueueHookPoint::kGetAfterPublish);
   c.pending = kNoPending;
   c.lock.Unlock();
-  if (h_->waiters.space_waiters.load(std::memory_order_seq_cst) != 0) {
-    WakeProducers();
-  }
+  if (wake) WakeProducers();
   absl::Status status;
   absl::StatusOr<SharedMemory> seg = SharedMemory::Attach(seg_name);
   if (!seg.ok()) {

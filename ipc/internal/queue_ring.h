@@ -300,6 +300,24 @@ class QueueRing {
   absl::Status ClosedError() const;
   void UnlinkQueuedOutOfLine();
 
+  // Publish(): stores a position word, then returns whether the other side
+  // has a sleeper to wake. The classic store-then-load handshake needs a
+  // full fence between the two (a locked instruction that waits for every
+  // earlier store, record bytes included, to leave the store buffer). When
+  // membarrier(2) works (`light_`), the fence moves to the sleeper, which
+  // issues MEMBARRIER_CMD_GLOBAL_EXPEDITED after raising its flag (see
+  // SleeperBarrier()), and the publisher needs only a compiler barrier.
+  bool Publish(std::atomic<uint64_t>& word, uint64_t value,
+               std::atomic<uint32_t>& flag) {
+    if (ABSL_PREDICT_TRUE(light_)) {
+      word.store(value, std::memory_order_release);
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      return flag.load(std::memory_order_relaxed) != 0;
+    }
+    word.store(value, std::memory_order_seq_cst);
+    return flag.load(std::memory_order_seq_cst) != 0;
+  }
+
   bool Fits(uint64_t tail, uint64_t head, uint64_t need) const {
     return PosBytes(tail, head) + need <= capacity_ &&
            (maxsize_ == 0 || PosItems(tail, head) < maxsize_);
@@ -312,8 +330,25 @@ class QueueRing {
   uint64_t mask_ = 0;
   uint64_t maxsize_ = 0;
   uint64_t max_inline_ = 0;
+  bool light_ = false;  // publishers skip the fence (membarrier works)
   std::atomic<bool> closed_{false};
 };
+
+// SleeperBarrier(): after a sleeper raised its flag, makes every publisher
+// either see the flag or have its publication visible to the sleeper
+// (membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)). False when unavailable:
+// the sleeper must then not sleep without a timeout.
+bool SleeperBarrier();
+// Tests only: forces publishers of rings created afterwards to fence
+// (`light_publish = false`) and/or sleepers to act as if membarrier failed.
+void SetMembarrierForTesting(bool light_publish, bool sleeper_fence);
+// LightPublishSupported(): registers this process for global expedited
+// membarriers (once per process; fork children inherit it) and says
+// whether publishers may skip their fence.
+bool LightPublishSupported();
+// SysMembarrier(): the raw membarrier(2) call; its result or -errno
+// (-ENOSYS where the system call does not exist).
+long SysMembarrier(int cmd, unsigned flags);
 
 // ---- inline fast paths --------------------------------------------------------------
 
@@ -363,16 +398,18 @@ absl::Status QueueRing::PutRecord(uint16_t kind, size_t length,
   std::memcpy(dst, &rh, sizeof rh);
   write(dst + sizeof rh);
   QueueHookAt(QueueHookPoint::kPutLocked);
-  h_->tail.word.store(
-      PosWord(PosCount(tail) + 1,
-              PosUnits(tail) + static_cast<uint32_t>(need / 8)),
-      std::memory_order_seq_cst);
+  if (ABSL_PREDICT_FALSE(
+          Publish(h_->tail.word,
+                  PosWord(PosCount(tail) + 1,
+                          PosUnits(tail) + static_cast<uint32_t>(need / 8)),
+                  h_->waiters.data_waiters))) {
+    p.pending = kNoPending;
+    p.lock.Unlock();
+    WakeConsumers();
+    return absl::OkStatus();
+  }
   p.pending = kNoPending;
   p.lock.Unlock();
-  if (ABSL_PREDICT_FALSE(
-          h_->waiters.data_waiters.load(std::memory_order_seq_cst) != 0)) {
-    WakeConsumers();
-  }
   return absl::OkStatus();
 }
 
@@ -417,15 +454,12 @@ absl::Status QueueRing::Get(absl::Duration timeout, R&& read) {
     if (ABSL_PREDICT_TRUE(rh.kind == kRecordValue)) {
       absl::Status s = read(rec);
       QueueHookAt(QueueHookPoint::kGetLocked);
-      h_->head.word.store(next, std::memory_order_seq_cst);
+      const bool wake =
+          Publish(h_->head.word, next, h_->waiters.space_waiters);
       QueueHookAt(QueueHookPoint::kGetAfterPublish);
       c.pending = kNoPending;
       c.lock.Unlock();
-      if (ABSL_PREDICT_FALSE(
-              h_->waiters.space_waiters.load(std::memory_order_seq_cst) !=
-              0)) {
-        WakeProducers();
-      }
+      if (ABSL_PREDICT_FALSE(wake)) WakeProducers();
       return s;
     }
     if (rh.kind == kRecordPad) {
