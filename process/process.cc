@@ -22,6 +22,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "process/fd.h"
 #include "process/internal/forkserver.h"
 #include "process/internal/pidfd.h"
@@ -172,6 +173,21 @@ ChildPayload MakePayload(const ProcessImpl& p, RemoteCall call) {
 }
 
 }  // namespace
+
+absl::StatusOr<RemoteCall> RemoteCallFor(const void* fn, const void* args) {
+  const Registration* r = FindRegistrationByAddress(fn);
+  if (r == nullptr) return NotRegisteredError("this function");
+  const Registration* by_name = FindRegistrationByName(r->name);
+  for (const Registration* other = by_name; other != nullptr;
+       other = other->next) {
+    if (other->fn != r->fn && absl::string_view(other->name) == r->name) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "two different functions are registered as \"", r->name,
+          "\"; give them distinct names with MP_REGISTER_AS"));
+    }
+  }
+  return RemoteCall{r->name, r->encode(args)};
+}
 
 absl::Status NotRegisteredError(const char* what) {
   return absl::InvalidArgumentError(absl::StrCat(
@@ -429,6 +445,22 @@ absl::Status Process::Join(absl::Duration timeout) {
       return absl::DeadlineExceededError(absl::StrCat(
           "Process ", name(), " (pid ", pid(), ") still running after ",
           absl::FormatDuration(timeout)));
+    }
+  } else if (timeout != absl::InfiniteDuration()) {
+    // No sentinel (pidfd_open failed, e.g. out of fds): poll for the end.
+    const absl::Time deadline = absl::Now() + timeout;
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(p->mu);
+        p->PollLocked(/*block=*/false);
+        if (p->exitcode.has_value()) return absl::OkStatus();
+      }
+      if (absl::Now() >= deadline) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "Process ", name(), " (pid ", pid(), ") still running after ",
+            absl::FormatDuration(timeout)));
+      }
+      absl::SleepFor(absl::Milliseconds(1));
     }
   }
   std::lock_guard<std::mutex> lock(p->mu);

@@ -121,6 +121,12 @@ class Target {
 
 absl::Status NotRegisteredError(const char* what);
 
+// The registered name of function `fn` and the encoding of `args` (a
+// `std::tuple` of its parameter types). Errors: `kInvalidArgument` when
+// `fn` is not registered; `kFailedPrecondition` when its name is shared by
+// another registered function.
+absl::StatusOr<RemoteCall> RemoteCallFor(const void* fn, const void* args);
+
 template <typename R, typename... P>
 class FunctionTarget final : public Target {
  public:
@@ -129,10 +135,7 @@ class FunctionTarget final : public Target {
       : fn_(fn), args_(std::forward<A>(args)...) {}
   int Run() override { return CallForExitCode<R>(fn_, args_); }
   absl::StatusOr<RemoteCall> Remote() const override {
-    const Registration* r =
-        FindRegistration(reinterpret_cast<const void*>(fn_));
-    if (r == nullptr) return NotRegisteredError("this function");
-    return RemoteCall{r->name, r->encode(&args_)};
+    return RemoteCallFor(reinterpret_cast<const void*>(fn_), &args_);
   }
 
  private:

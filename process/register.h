@@ -88,10 +88,10 @@ struct Registration {
 // never return (see the file comment).
 void AddRegistration(Registration* r);
 
-// The registration for function address `fn`, or for `name`; nullptr if
-// none.
-const Registration* FindRegistration(const void* fn);
-const Registration* FindRegistration(absl::string_view name);
+// The registration of the function at address `fn`, or the first one named
+// `name`; nullptr if none.
+const Registration* FindRegistrationByAddress(const void* fn);
+const Registration* FindRegistrationByName(absl::string_view name);
 
 // Number of registrations so far.
 int RegistrationCount();

@@ -137,14 +137,14 @@ void AddRegistration(Registration* r) {
   MaybeBoot();
 }
 
-const Registration* FindRegistration(const void* fn) {
+const Registration* FindRegistrationByAddress(const void* fn) {
   for (Registration* r = g_registrations.load(); r != nullptr; r = r->next) {
     if (r->fn == fn) return r;
   }
   return nullptr;
 }
 
-const Registration* FindRegistration(absl::string_view name) {
+const Registration* FindRegistrationByName(absl::string_view name) {
   for (Registration* r = g_registrations.load(); r != nullptr; r = r->next) {
     if (name == r->name) return r;
   }
@@ -228,7 +228,7 @@ void RunPayloadAndExit(const ChildPayload& payload) noexcept {
   // constructors; in a statically linked program that includes the one that
   // constructs std::cout and friends. This makes sure they exist.
   std::ios_base::Init ios_init;
-  const Registration* r = FindRegistration(payload.function);
+  const Registration* r = FindRegistrationByName(payload.function);
   if (r == nullptr) {
     std::fprintf(stderr, "Process %s: no function registered as \"%s\"\n",
                  payload.name.c_str(), payload.function.c_str());
