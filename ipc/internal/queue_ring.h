@@ -39,9 +39,11 @@
 //     keeps a cached copy of the other side's word and re-reads it only
 //     when it seems to have run out (no shared cache line is touched on the
 //     fast path except the published word).
-//   * Only the lock holder ever sleeps for data (space): it bumps a waiter
-//     count and sleeps on a futex sequence word, and the other side calls
-//     calls futex wake only when it finds the flag set (and clears it).
+//   * Only the lock holder ever sleeps for data (space): it polls a while,
+//     then raises a waiter flag and sleeps on a futex sequence word; the
+//     other side calls futex wake only when it finds the flag set (and
+//     clears it). The publish-then-check-flag handshake is fenced by the
+//     sleeper with membarrier(2) where available (see `Publish()`).
 //   * A process killed while holding a lock: the next holder is told
 //     (owner died) and repairs: a producer that died before publishing lost
 //     its message; a consumer that died after publishing `head` but before
