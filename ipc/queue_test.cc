@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -667,6 +668,42 @@ TEST(QueueTest, WaitingConsumerKilledDoesNotWedgeTheQueue) {
     EXPECT_EQ(q.lost(), 0u);
   }
   EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST(QueueTest, WaitingProducerKilledDoesNotWedgeTheQueue) {
+  LeakCheck leaks(Prefix());
+  {
+    Queue<int64_t> q = MakeQueue<int64_t>(Options(/*maxsize=*/1));
+    ASSERT_TRUE(q.Put(1).ok());
+    Process p([q]() mutable { (void)q.Put(2); });  // full: waits holding the lock
+    ASSERT_TRUE(p.Start().ok());
+    absl::SleepFor(absl::Milliseconds(100));
+    ASSERT_TRUE(p.Kill().ok());
+    ASSERT_TRUE(p.Join(absl::Seconds(20)).ok());
+    EXPECT_EQ(*q.Get(absl::Seconds(10)), 1);
+    ASSERT_TRUE(q.Put(3, absl::Seconds(10)).ok());
+    EXPECT_EQ(*q.Get(absl::Seconds(10)), 3);
+    EXPECT_EQ(q.lost(), 0u);  // it had written nothing
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST(QueueTest, ThreadsOfOneProcessShareAQueue) {
+  Queue<int64_t> q = MakeQueue<int64_t>(Options(/*maxsize=*/16));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([q, t]() mutable {
+      for (int64_t i = 0; i < 1000; ++i) ASSERT_TRUE(q.Put(t * 1000 + i).ok());
+    });
+  }
+  std::set<int64_t> seen;
+  for (int i = 0; i < 4000; ++i) {
+    absl::StatusOr<int64_t> v = q.Get(absl::Seconds(10));
+    ASSERT_TRUE(v.ok()) << v.status();
+    EXPECT_TRUE(seen.insert(*v).second);
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(seen.size(), 4000u);
 }
 
 // ---- segment lifetime ------------------------------------------------------------------
