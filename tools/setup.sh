@@ -16,6 +16,8 @@ PACKAGES=(
   tmux clang libclang-rt-14-dev
   # Process inspection used by tests (ps, pgrep).
   procps
+  # /usr/bin/time: max RSS of pmap in bench/pmap_bench.py.
+  time
 )
 
 missing=()
