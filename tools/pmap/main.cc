@@ -2,6 +2,7 @@
 // docs/pmap.md.
 
 #include <sched.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <iostream>
@@ -35,6 +36,12 @@ int Fail(absl::string_view msg) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Many jobs hold many fds: use the hard limit (like ulimit -n $(ulimit -Hn)).
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   std::vector<std::string> args(argv + 1, argv + argc);
   absl::StatusOr<mp::pmap::Options> o = mp::pmap::ParseArgs(args, Cpus());
   if (!o.ok()) return Fail(o.status().message());

@@ -1,6 +1,7 @@
 #include "tools/pmap/options.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cmath>
@@ -377,7 +378,14 @@ absl::StatusOr<Options> ParseArgs(const std::vector<std::string>& args,
         "no command given (usage: pmap [options] COMMAND [ARGS...] "
         "[::: INPUTS...]; see pmap --help)");
   }
-  const int unlimited = 1024;
+  // -j 0: as many as the fd limit allows (each job holds up to 3 fds here),
+  // at most 1024.
+  int unlimited = 1024;
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    unlimited = static_cast<int>(std::clamp<rlim_t>((rl.rlim_cur - 32) / 3,
+                                                    1, 1024));
+  }
   if (!jobs_spec.empty()) {
     absl::StatusOr<int> j = ParseJobs(jobs_spec, cpus, unlimited);
     if (!j.ok()) return j.status();
