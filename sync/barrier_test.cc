@@ -1,5 +1,6 @@
 #include "sync/barrier.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -98,6 +99,25 @@ TEST(BarrierTest, AbortAndResetWakeWaiters) {
   ASSERT_TRUE(i1.ok());
   ASSERT_TRUE(i2.ok());
   EXPECT_EQ(*i1 + *i2, 1);
+}
+
+TEST(BarrierTest, SignalsDoNotShortenTheTimeout) {
+  sync_testing::InterruptingHandler handler(SIGUSR1);
+  Barrier b(2);
+  const pthread_t self = pthread_self();
+  std::atomic<bool> stop{false};
+  std::thread pester([&] {
+    while (!stop) {
+      pthread_kill(self, SIGUSR1);
+      absl::SleepFor(absl::Milliseconds(3));
+    }
+  });
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(b.Wait(absl::Milliseconds(150)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(150));
+  stop = true;
+  pester.join();
 }
 
 TEST(BarrierTest, ZeroPartiesIsInvalid) {

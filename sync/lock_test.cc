@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <type_traits>
 #include <thread>
 
 #include "absl/time/clock.h"
@@ -22,6 +23,35 @@ using sync_testing::Eventually;
 using sync_testing::ForkChild;
 using sync_testing::SharedMapping;
 using sync_testing::WaitChild;
+
+// Every primitive can live in shared memory: standard layout, nothing to
+// destroy, usable through SharedObject<T>.
+template <typename T>
+constexpr bool kShareable =
+    std::is_standard_layout<T>::value && std::is_trivially_destructible<T>::value;
+static_assert(kShareable<Lock>, "");
+static_assert(kShareable<RLock>, "");
+static_assert(kShareable<Semaphore>, "");
+static_assert(kShareable<BoundedSemaphore>, "");
+static_assert(kShareable<Condition>, "");
+static_assert(kShareable<Event>, "");
+static_assert(kShareable<Barrier>, "");
+
+TEST(LockTest, ConditionLivesInASharedObject) {
+  absl::StatusOr<SharedObject<Condition>> cv = SharedObject<Condition>::Create();
+  ASSERT_TRUE(cv.ok()) << cv.status();
+  absl::StatusOr<SharedObject<Condition>> same =
+      SharedObject<Condition>::Attach(cv->name());
+  ASSERT_TRUE(same.ok());
+  // The Condition's own lock is found relative to it, at either address.
+  ASSERT_TRUE((*same)->Acquire().ok());
+  std::thread([&] {
+    EXPECT_EQ((*cv)->Acquire(absl::ZeroDuration()).code(),
+              absl::StatusCode::kDeadlineExceeded);
+  }).join();
+  ASSERT_TRUE((*cv)->Release().ok());  // the same lock, through the other view
+  EXPECT_EQ((*same)->Release().code(), absl::StatusCode::kFailedPrecondition);
+}
 
 TEST(LockTest, AcquireRelease) {
   Lock lock;
