@@ -19,6 +19,7 @@
 #ifndef MP_POOL_ASYNC_RESULT_H_
 #define MP_POOL_ASYNC_RESULT_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -68,6 +69,7 @@ class ResultState {
       std::lock_guard<std::mutex> lock(mu_);
       if (value_.has_value()) return false;
       value_.emplace(std::move(value));
+      ready_.store(true, std::memory_order_release);
       callbacks.swap(callbacks_);
     }
     cv_.notify_all();
@@ -93,6 +95,7 @@ class ResultState {
   }
 
   bool WaitFor(absl::Duration timeout) {
+    if (ready_.load(std::memory_order_acquire)) return true;
     std::unique_lock<std::mutex> lock(mu_);
     if (timeout == absl::InfiniteDuration()) {
       cv_.wait(lock, [this] { return value_.has_value(); });
@@ -103,10 +106,7 @@ class ResultState {
                         [this] { return value_.has_value(); });
   }
 
-  bool ready() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return value_.has_value();
-  }
+  bool ready() const { return ready_.load(std::memory_order_acquire); }
 
   // Only after WaitFor() returned true: the value no longer changes.
   const absl::StatusOr<T>& value() const { return *value_; }
@@ -118,6 +118,7 @@ class ResultState {
   std::mutex mu_;
   std::condition_variable cv_;
   std::optional<absl::StatusOr<T>> value_;
+  std::atomic<bool> ready_{false};
   std::vector<std::function<void()>> callbacks_;
   AsyncCallbacks<T> on_;
 };

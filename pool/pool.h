@@ -262,7 +262,8 @@ class Pool {
   template <typename Runner, typename F>
   uint32_t AddFunction(F f) {
     auto key = pool_internal::KeyOf<Runner>(f);
-    return core_->AddFunction(std::make_shared<Runner>(std::move(f)), key);
+    return core_->AddFunction(
+        [&f] { return std::make_shared<Runner>(std::move(f)); }, key);
   }
 
   template <bool Star, typename F, typename C, typename R>

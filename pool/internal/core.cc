@@ -1,6 +1,7 @@
 #include "pool/internal/core.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/cord.h"
@@ -38,6 +39,15 @@ uint32_t Core::AddFunction(std::shared_ptr<ChunkRunner> runner,
                            std::pair<const void*, uintptr_t> key) {
   std::lock_guard<std::mutex> lock(mu_);
   return table_->Add(std::move(runner), key);
+}
+
+uint32_t Core::AddFunction(
+    const std::function<std::shared_ptr<ChunkRunner>()>& make,
+    std::pair<const void*, uintptr_t> key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::optional<uint32_t> known = table_->Find(key);
+  if (known.has_value()) return *known;
+  return table_->Add(make(), key);
 }
 
 absl::StatusOr<std::vector<uint64_t>> Core::Submit(

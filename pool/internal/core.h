@@ -82,6 +82,10 @@ class Core {
   // before it cannot run it; the core replaces idle ones as tasks need.
   uint32_t AddFunction(std::shared_ptr<ChunkRunner> runner,
                        std::pair<const void*, uintptr_t> key);
+  // Same, making the runner only when the key is new.
+  uint32_t AddFunction(
+      const std::function<std::shared_ptr<ChunkRunner>()>& make,
+      std::pair<const void*, uintptr_t> key);
 
   // Core::Submit()
   //

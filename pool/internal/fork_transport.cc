@@ -113,6 +113,26 @@ bool WriteFully(int fd, const char* data, size_t size) {
 
 }  // namespace
 
+char* ReadBuffer::Reserve(size_t n) {
+  if (cap_ - len_ < n) {
+    size_t cap = std::max(cap_ * 2, len_ + n);
+    std::unique_ptr<char[]> bigger(new char[cap]);
+    if (len_ > 0) std::memcpy(bigger.get(), buf_.get(), len_);
+    buf_ = std::move(bigger);
+    cap_ = cap;
+  }
+  return buf_.get() + len_;
+}
+
+void ReadBuffer::Consume(size_t n) {
+  if (n >= len_) {
+    len_ = 0;
+    return;
+  }
+  std::memmove(buf_.get(), buf_.get() + n, len_ - n);
+  len_ -= n;
+}
+
 absl::StatusOr<std::unique_ptr<ForkTransport>> ForkTransport::Create(
     const FunctionTable* table, ForkTransportOptions options) {
   int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -234,7 +254,7 @@ void ForkTransport::WorkerMain(int sock, pid_t parent,
       _exit(0);
     }
   }
-  std::string in;
+  ReadBuffer in;
   size_t start = 0;  // parse position in `in`
   int64_t last_flush = NowNanos();
   for (;;) {
@@ -247,17 +267,16 @@ void ForkTransport::WorkerMain(int sock, pid_t parent,
       need = std::max(need, kHeader + len - have);
     }
     if (start > 0) {
-      in.erase(0, start);
+      in.Consume(start);
       start = 0;
     }
-    size_t old = in.size();
-    in.resize(old + need);
+    char* dst = in.Reserve(need);
     ssize_t n;
     do {
-      n = ::read(sock, &in[old], need);
+      n = ::read(sock, dst, need);
     } while (n < 0 && errno == EINTR);
     if (n <= 0) break;  // the pool closed our input, or is gone
-    in.resize(old + static_cast<size_t>(n));
+    in.Commit(static_cast<size_t>(n));
     // Run every complete frame.
     while (in.size() - start >= kHeader) {
       uint32_t len, fn;
@@ -437,30 +456,24 @@ void ForkTransport::ParseLocked(Proc& p, std::vector<TransportEvent>* events) {
     events->push_back(std::move(ev));
     pos += kHeader + len;
   }
-  p.in.erase(0, pos);
+  p.in.Consume(pos);
 }
 
-void ForkTransport::ReadLocked(Proc& p, std::vector<TransportEvent>* events) {
+void ForkTransport::ReadLocked(Proc& p, std::vector<TransportEvent>* events,
+                               bool drain) {
   for (;;) {
     char* dst;
     size_t want;
-    size_t old = 0;
     if (p.reading_big) {
       dst = &p.big[p.big_have];
       want = p.big.size() - p.big_have;
     } else {
-      old = p.in.size();
-      p.in.resize(old + kReadChunk);
-      dst = &p.in[old];
+      dst = p.in.Reserve(kReadChunk);
       want = kReadChunk;
     }
     ssize_t n = ::read(p.sock.get(), dst, want);
-    if (n < 0 && errno == EINTR) {
-      if (!p.reading_big) p.in.resize(old);
-      continue;
-    }
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      if (!p.reading_big) p.in.resize(old);
       if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) p.eof = true;
       return;
     }
@@ -477,8 +490,11 @@ void ForkTransport::ReadLocked(Proc& p, std::vector<TransportEvent>* events) {
         events->push_back(std::move(ev));
       }
     } else {
-      p.in.resize(old + static_cast<size_t>(n));
+      p.in.Commit(static_cast<size_t>(n));
       ParseLocked(p, events);
+      // A short read drained the socket (poll is level-triggered: anything
+      // that arrives later wakes it again). Saves an EAGAIN read per batch.
+      if (static_cast<size_t>(n) < want && !drain && !p.reading_big) return;
     }
   }
 }
@@ -553,14 +569,14 @@ absl::Status ForkTransport::Poll(absl::Duration timeout,
       FlushLocked(p);  // on error the worker's exit event follows
     }
     if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
-      ReadLocked(p, events);
+      ReadLocked(p, events, /*drain=*/false);
       if (p.eof && !p.pidfd) dead.insert(p.id);
     }
   }
   for (WorkerId id : dead) {
     auto it = procs_.find(id);
     Proc& p = *it->second;
-    if (!p.eof) ReadLocked(p, events);  // its last results come first
+    if (!p.eof) ReadLocked(p, events, /*drain=*/true);  // last results first
     ReapLocked(p, events);
     Unregister(p.sock.get());
     Unregister(p.pidfd.get());

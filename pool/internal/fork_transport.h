@@ -48,6 +48,24 @@ struct ForkTransportOptions {
   std::function<absl::Status()> initializer;
 };
 
+// A growable byte buffer that, unlike std::string::resize, does not zero
+// what it reserves (a 256 KiB memset per read cost more than the read).
+class ReadBuffer {
+ public:
+  const char* data() const { return buf_.get(); }
+  size_t size() const { return len_; }
+  // Room for `n` more bytes; returns where to write them.
+  char* Reserve(size_t n);
+  void Commit(size_t n) { len_ += n; }
+  // Drops the first `n` bytes.
+  void Consume(size_t n);
+
+ private:
+  std::unique_ptr<char[]> buf_;
+  size_t len_ = 0;
+  size_t cap_ = 0;
+};
+
 class ForkTransport : public Transport {
  public:
   // `table` must outlive the transport; read by workers after fork.
@@ -76,7 +94,7 @@ class ForkTransport : public Transport {
     std::atomic<uint64_t>* slot = nullptr;  // shared page: running task id
     std::string out;
     size_t out_off = 0;
-    std::string in;          // bytes not yet parsed
+    ReadBuffer in;           // bytes not yet parsed
     std::string big;         // body of a large frame being read
     size_t big_have = 0;
     uint32_t big_word = 0;
@@ -90,7 +108,7 @@ class ForkTransport : public Transport {
   ForkTransport(const FunctionTable* table, ForkTransportOptions options,
                 UniqueFd wake);
   bool FlushLocked(Proc& p);  // false: write error (worker gone)
-  void ReadLocked(Proc& p, std::vector<TransportEvent>* events);
+  void ReadLocked(Proc& p, std::vector<TransportEvent>* events, bool drain);
   void ParseLocked(Proc& p, std::vector<TransportEvent>* events);
   void ReapLocked(Proc& p, std::vector<TransportEvent>* events);
   [[noreturn]] void WorkerMain(int sock, pid_t parent,

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -61,6 +62,16 @@ class FunctionTable {
   // does not grow the table.
   uint32_t Add(std::shared_ptr<ChunkRunner> runner,
                std::pair<const void*, uintptr_t> key = {nullptr, 0});
+
+  // FunctionTable::Find()
+  //
+  // The index of a keyed entry, if any.
+  std::optional<uint32_t> Find(std::pair<const void*, uintptr_t> key) const {
+    if (key.first == nullptr && key.second == 0) return std::nullopt;
+    auto it = by_key_.find(key);
+    if (it == by_key_.end()) return std::nullopt;
+    return it->second;
+  }
 
   ChunkRunner* Get(uint32_t index) const {
     return index < runners_.size() ? runners_[index].get() : nullptr;

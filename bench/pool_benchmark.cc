@@ -1,0 +1,225 @@
+// Pool benchmarks (area "pool"): mp::Pool and mp::ProcessPoolExecutor
+// against raw pipes/socketpairs in the same binary; Python's peers are in
+// bench/python/pool_bench.py. Pools are started once, outside the timing.
+//
+//   bazel run -c opt //bench:pool_benchmark
+//   bench/compare.py --area pool
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "pool/executor.h"
+#include "pool/pool.h"
+
+namespace {
+
+bool Smoke() { return getenv("MP_BENCH_SMOKE") != nullptr; }
+
+int Square(int x) { return x * x; }
+std::string MiB(int) { return std::string(1 << 20, 'r'); }
+
+mp::Pool& SharedPool() {
+  static mp::Pool* pool = [] {
+    mp::PoolOptions o;
+    o.processes = mp::PoolCpuCount();
+    return new mp::Pool(o);
+  }();
+  return *pool;
+}
+
+mp::ProcessPoolExecutor& SharedExecutor() {
+  static auto* ex = new mp::ProcessPoolExecutor(mp::PoolCpuCount());
+  return *ex;
+}
+
+std::vector<int> Range(int n) {
+  std::vector<int> v(n);
+  std::iota(v.begin(), v.end(), 0);
+  return v;
+}
+
+// Map of N trivial tasks with Python's default chunksize.
+void BM_PoolMap(benchmark::State& state) {
+  const int n = Smoke() ? 2000 : static_cast<int>(state.range(0));
+  std::vector<int> xs = Range(n);
+  mp::Pool& pool = SharedPool();
+  for (auto _ : state) {
+    auto r = pool.Map(Square, xs);
+    if (!r.ok()) state.SkipWithError(r.status().ToString().c_str());
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(BM_PoolMap)->Arg(200000)->UseRealTime();
+
+// Map with chunksize = 1: one task per item.
+void BM_PoolMapChunksize1(benchmark::State& state) {
+  const int n = Smoke() ? 200 : static_cast<int>(state.range(0));
+  std::vector<int> xs = Range(n);
+  mp::Pool& pool = SharedPool();
+  for (auto _ : state) {
+    auto r = pool.Map(Square, xs, 1);
+    if (!r.ok()) state.SkipWithError(r.status().ToString().c_str());
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(BM_PoolMapChunksize1)->Arg(20000)->UseRealTime();
+
+// ApplyAsync(...).Get(), one task in flight.
+void BM_PoolApplyAsyncRoundTrip(benchmark::State& state) {
+  mp::Pool& pool = SharedPool();
+  int i = 0;
+  for (auto _ : state) {
+    int v = pool.ApplyAsync(Square, ++i & 1023).Get();
+    benchmark::DoNotOptimize(v);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_PoolApplyAsyncRoundTrip)->UseRealTime();
+
+// The C floor for a round trip: 4 bytes there and back over two pipes to a
+// forked echo process.
+void BM_RawPipePingPong(benchmark::State& state) {
+  int to[2], from[2];
+  if (pipe2(to, O_CLOEXEC) != 0 || pipe2(from, O_CLOEXEC) != 0) {
+    state.SkipWithError("pipe");
+    return;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(to[1]);
+    close(from[0]);
+    int v;
+    while (read(to[0], &v, sizeof v) == sizeof v) {
+      v = v * v;
+      if (write(from[1], &v, sizeof v) != sizeof v) break;
+    }
+    _exit(0);
+  }
+  close(to[0]);
+  close(from[1]);
+  int i = 0;
+  for (auto _ : state) {
+    int v = ++i & 1023;
+    if (write(to[1], &v, sizeof v) != sizeof v ||
+        read(from[0], &v, sizeof v) != sizeof v) {
+      state.SkipWithError("io");
+      break;
+    }
+    benchmark::DoNotOptimize(v);
+  }
+  close(to[1]);
+  close(from[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RawPipePingPong)->UseRealTime();
+
+// Executor: Submit N tasks, one future (one result) per task, wait for all.
+void BM_ExecutorSubmit(benchmark::State& state) {
+  const int n = Smoke() ? 100 : static_cast<int>(state.range(0));
+  mp::ProcessPoolExecutor& ex = SharedExecutor();
+  std::vector<mp::Future<int>> fs;
+  fs.reserve(n);
+  for (auto _ : state) {
+    fs.clear();
+    for (int i = 0; i < n; ++i) fs.push_back(ex.Submit(Square, i));
+    for (auto& f : fs) {
+      auto r = f.Result();
+      if (!r.ok()) state.SkipWithError(r.status().ToString().c_str());
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(BM_ExecutorSubmit)->Arg(10000)->UseRealTime();
+
+// Results of 1 MiB each (item = one 1 MiB result).
+void BM_PoolResult1MiB(benchmark::State& state) {
+  const int n = Smoke() ? 4 : 64;
+  std::vector<int> xs = Range(n);
+  mp::Pool& pool = SharedPool();
+  for (auto _ : state) {
+    auto r = pool.Map(MiB, xs, 1);
+    if (!r.ok()) state.SkipWithError(r.status().ToString().c_str());
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+  state.SetBytesProcessed(state.iterations() * n * (int64_t{1} << 20));
+}
+BENCHMARK(BM_PoolResult1MiB)->UseRealTime();
+
+// The floor: a forked process writes 1 MiB blocks into a socketpair, the
+// parent reads them (item = 1 MiB received).
+void BM_RawSocketpair1MiB(benchmark::State& state) {
+  const int n = Smoke() ? 4 : 64;
+  const size_t kSize = 1 << 20;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    state.SkipWithError("socketpair");
+    return;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(sv[0]);
+    std::string block(kSize, 'r');
+    char go;
+    while (read(sv[1], &go, 1) == 1) {
+      for (int i = 0; i < n; ++i) {
+        size_t off = 0;
+        while (off < kSize) {
+          ssize_t w = write(sv[1], block.data() + off, kSize - off);
+          if (w <= 0) _exit(1);
+          off += static_cast<size_t>(w);
+        }
+      }
+    }
+    _exit(0);
+  }
+  close(sv[1]);
+  std::string buf(kSize, '\0');
+  for (auto _ : state) {
+    char go = 'g';
+    if (write(sv[0], &go, 1) != 1) break;
+    for (int i = 0; i < n; ++i) {
+      size_t off = 0;
+      while (off < kSize) {
+        ssize_t r = read(sv[0], &buf[off], kSize - off);
+        if (r <= 0) break;
+        off += static_cast<size_t>(r);
+      }
+    }
+    benchmark::DoNotOptimize(buf);
+  }
+  close(sv[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  state.SetItemsProcessed(state.iterations() * n);
+  state.SetBytesProcessed(state.iterations() * n * static_cast<int64_t>(kSize));
+}
+BENCHMARK(BM_RawSocketpair1MiB)->UseRealTime();
+
+// Pool start + Close + Join with 2 workers.
+void BM_PoolStartCloseJoin(benchmark::State& state) {
+  for (auto _ : state) {
+    mp::PoolOptions o;
+    o.processes = 2;
+    mp::Pool pool(o);
+    pool.Close();
+    if (!pool.Join().ok()) state.SkipWithError("join");
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_PoolStartCloseJoin)->UseRealTime();
+
+}  // namespace
