@@ -539,12 +539,12 @@ int SpawnedProducer(Queue<int64_t> q, int64_t n) {
 }
 MP_REGISTER(SpawnedProducer);
 
-TEST(QueueTest, SpawnedChildAttachesByName) {
+void ChildAttachesByName(StartMethod method) {
   LeakCheck leaks(Prefix());
   {
     Queue<int64_t> q = MakeQueue<int64_t>(Options());
     ProcessOptions po;
-    po.start_method = StartMethod::kSpawn;
+    po.start_method = method;
     Process p(po, SpawnedProducer, q, int64_t{100});
     ASSERT_TRUE(p.Start().ok());
     for (int64_t i = 0; i < 100; ++i) {
@@ -555,7 +555,16 @@ TEST(QueueTest, SpawnedChildAttachesByName) {
     ASSERT_TRUE(p.Join(absl::Seconds(20)).ok());
     EXPECT_EQ(p.exitcode(), 0);
   }
+  ASSERT_TRUE(StopForkServer().ok());
   EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST(QueueTest, SpawnedChildAttachesByName) {
+  ChildAttachesByName(StartMethod::kSpawn);
+}
+
+TEST(QueueTest, ForkServerChildAttachesByName) {
+  ChildAttachesByName(StartMethod::kForkServer);
 }
 
 // ---- processes killed mid-operation --------------------------------------------------
