@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -88,8 +89,8 @@ int main(int argc, char** argv) {
   };
   std::regex re(filter);
   std::string out = "{\n  \"benchmarks\": [";
-  bool first = true;
   int status = 0;
+  std::vector<const Case*> selected;
   for (const Case& c : cases) {
     if (!std::regex_search(c.name, re)) continue;
     if (!c.run()) {  // warm-up (starts the forkserver)
@@ -97,21 +98,40 @@ int main(int argc, char** argv) {
       status = 1;
       continue;
     }
-    long iterations = 0;
-    auto start = std::chrono::steady_clock::now();
-    double elapsed = 0;
-    do {
-      if (!c.run()) {
-        std::fprintf(stderr, "%s failed\n", c.name.c_str());
-        status = 1;
-        break;
-      }
-      ++iterations;
-      elapsed = std::chrono::duration<double>(
-                    std::chrono::steady_clock::now() - start)
-                    .count();
-    } while (elapsed < min_time);
-    double ns = elapsed * 1e9 / iterations;
+    selected.push_back(&c);
+  }
+  // The cases are measured in interleaved rounds and each reports its
+  // median round, so that load changing during the run (the machine is
+  // shared) does not favour whichever case ran at a quiet moment.
+  const int rounds = min_time >= 0.1 ? 7 : 1;
+  std::vector<std::vector<double>> per_round(selected.size());
+  std::vector<long> iterations(selected.size(), 0);
+  for (int round = 0; round < rounds; ++round) {
+    for (size_t k = 0; k < selected.size(); ++k) {
+      const Case& c = *selected[k];
+      long n = 0;
+      auto start = std::chrono::steady_clock::now();
+      double elapsed = 0;
+      do {
+        if (!c.run()) {
+          std::fprintf(stderr, "%s failed\n", c.name.c_str());
+          return 1;
+        }
+        ++n;
+        elapsed = std::chrono::duration<double>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
+      } while (elapsed < min_time / rounds);
+      per_round[k].push_back(elapsed * 1e9 / n);
+      iterations[k] += n;
+    }
+  }
+  bool first = true;
+  for (size_t k = 0; k < selected.size(); ++k) {
+    const Case& c = *selected[k];
+    std::vector<double>& v = per_round[k];
+    std::sort(v.begin(), v.end());
+    double ns = v[v.size() / 2];
     if (json) {
       char buf[512];
       std::snprintf(buf, sizeof(buf),
@@ -120,11 +140,12 @@ int main(int argc, char** argv) {
                     "\"real_time\": %.1f, \"cpu_time\": %.1f, "
                     "\"time_unit\": \"ns\"}",
                     first ? "" : ",", c.name.c_str(), c.name.c_str(),
-                    iterations, ns, ns);
+                    iterations[k], ns, ns);
       out += buf;
       first = false;
     } else {
-      std::printf("%-34s %12.0f ns %10ld\n", c.name.c_str(), ns, iterations);
+      std::printf("%-34s %12.0f ns %10ld\n", c.name.c_str(), ns,
+                  iterations[k]);
     }
   }
   out += "\n  ]\n}\n";

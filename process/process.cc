@@ -66,6 +66,10 @@ struct Live {
   pid_t owner = 0;
   std::mutex mu;
   std::set<ProcessImpl*> set;
+  // Numbers for default names (`Process-<identity>:<n>`); restarts in a
+  // child with the fresh Live. Here rather than in its own global, so that
+  // a parent writes one page less per fork.
+  std::atomic<int> children_named{0};
 };
 std::atomic<Live*> g_live{nullptr};
 
@@ -91,6 +95,8 @@ void AddLive(ProcessImpl* p) {
   std::lock_guard<std::mutex> lock(l->mu);
   l->set.insert(p);
 }
+
+int NextChildNumber() { return GetLive()->children_named.fetch_add(1) + 1; }
 
 void RemoveLive(ProcessImpl* p) {
   Live* l = GetLive();
@@ -325,6 +331,30 @@ absl::Status Process::Start() {
 
 namespace process_internal {
 
+namespace {
+
+MP_PROCESS_CHILD_TEXT int RunTarget(void* target) {
+  return static_cast<Target*>(target)->Run();
+}
+
+// The fork start method's child, up to the target.
+[[noreturn]] MP_PROCESS_CHILD_TEXT void RunForkChild(ProcessImpl* p,
+                                                     pid_t parent,
+                                                     FdPair* pipe) {
+  if (p->daemon) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::raise(SIGKILL);
+  }
+  if (pipe->read.valid()) {
+    pipe->read.reset();
+    (void)pipe->write.release();  // held until we end: the sentinel
+  }
+  BecomeChild(p->child_self.get());
+  RunAndExit(RunTarget, p->target.get());
+}
+
+}  // namespace
+
 absl::Status StartLocked(ProcessImpl* p) {
   if (p->closed) return process_internal::Misuse(p, "Start() after Close()");
   if (p->started) {
@@ -349,19 +379,7 @@ absl::Status StartLocked(ProcessImpl* p) {
       process_internal::FlushStdio();
       pid_t pid = ::fork();
       if (pid < 0) return absl::ErrnoToStatus(errno, "fork");
-      if (pid == 0) {
-        if (p->daemon) {
-          ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-          if (::getppid() != parent) ::raise(SIGKILL);
-        }
-        if (pipe.read.valid()) {
-          pipe.read.reset();
-          (void)pipe.write.release();  // held until we end: the sentinel
-        }
-        process_internal::BecomeChild(p->child_self.get());
-        process_internal::Target* target = p->target.get();
-        process_internal::RunAndExit([target] { return target->Run(); });
-      }
+      if (pid == 0) RunForkChild(p, parent, &pipe);
       p->pid = pid;
       p->our_child = true;
       if (use_pidfd) {

@@ -276,7 +276,7 @@ absl::StatusOr<ForkServerChild> ForkServerStart(const ChildPayload& payload) {
   return ForkServerChild{pid, std::move(status.read)};
 }
 
-void ForkServerAfterFork() {
+MP_PROCESS_CHILD_TEXT void ForkServerAfterFork() {
   // No allocation here (it would cost page faults on every fork); the next
   // GetClient() replaces the parent's client.
   Client* c = g_client.load(std::memory_order_acquire);

@@ -152,7 +152,7 @@ void ReapInBackground(pid_t pid, UniqueFd sentinel) {
 
 bool ReaperRunning() { return g_running.load(std::memory_order_relaxed); }
 
-void ReaperAfterFork() {
+MP_PROCESS_CHILD_TEXT void ReaperAfterFork() {
   // No allocation here; the next Get() replaces the parent's reaper.
   Reaper* r = g_reaper.load(std::memory_order_acquire);
   if (r != nullptr && r->owner != ::getpid()) {

@@ -1,7 +1,6 @@
 #include "process/internal/runtime.h"
 
 #include <cxxabi.h>
-#include <stdio_ext.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -44,7 +43,6 @@ const Self& MainSelf() {
   return *self;
 }
 
-std::atomic<int> g_child_counter{0};
 
 // ---- boot of a spawned child / forkserver ----------------------------------
 
@@ -165,11 +163,9 @@ const Self& CurrentSelf() {
   return self != nullptr ? *self : MainSelf();
 }
 
-int NextChildNumber() { return g_child_counter.fetch_add(1) + 1; }
 
-void BecomeChild(const Self* self) {
+MP_PROCESS_CHILD_TEXT void BecomeChild(const Self* self) {
   g_self.store(self, std::memory_order_release);
-  g_child_counter.store(0, std::memory_order_relaxed);
   ForkServerAfterFork();
   ReaperAfterFork();
 }
@@ -186,28 +182,50 @@ void Abandon(void* p) noexcept {
   if (i < 64) g_mp_abandoned[i] = p;
 }
 
-void FlushStdio() noexcept {
-  // Only what has pending output is flushed: taking a FILE's lock writes to
-  // it, and every page a fork child writes is a page copied.
-  if (__fpending(stdout) > 0) std::fflush(stdout);
-  if (__fpending(stderr) > 0) std::fflush(stderr);
-  // With the default sync_with_stdio(true), std::cout and std::clog write
-  // straight through to stdout and stderr; otherwise they have buffers.
-  for (std::ostream* os : {&std::cout, &std::clog}) {
-    if (dynamic_cast<__gnu_cxx::stdio_sync_filebuf<char>*>(os->rdbuf()) ==
-        nullptr) {
-      try {
-        os->flush();
-      } catch (...) {
-      }
-    }
+namespace {
+
+// Pending output of a FILE, without a call (glibc's __fpending(), inline).
+inline bool HasPendingOutput(FILE* f) {
+  return f->_IO_write_ptr > f->_IO_write_base;
+}
+
+// The stream buffers last seen to be stdio-synced (std::cout's and
+// std::clog's by default), remembered in the parent so that the child
+// need not run dynamic_cast (more code pages to fault in).
+std::atomic<std::streambuf*> g_synced_out{nullptr};
+std::atomic<std::streambuf*> g_synced_log{nullptr};
+
+MP_PROCESS_CHILD_TEXT void FlushIfBuffered(
+    std::ostream& os, std::atomic<std::streambuf*>& known) {
+  std::streambuf* buf = os.rdbuf();
+  if (buf == nullptr || buf == known.load(std::memory_order_relaxed)) return;
+  if (dynamic_cast<__gnu_cxx::stdio_sync_filebuf<char>*>(buf) != nullptr) {
+    known.store(buf, std::memory_order_relaxed);
+    return;  // writes straight through to stdio
+  }
+  try {
+    os.flush();
+  } catch (...) {
   }
 }
 
-void RunAndExit(absl::FunctionRef<int()> body) noexcept {
+}  // namespace
+
+MP_PROCESS_CHILD_TEXT void FlushStdio() noexcept {
+  // Only what has pending output is flushed: taking a FILE's lock writes to
+  // it, and every page a fork child writes is a page copied.
+  if (HasPendingOutput(stdout)) std::fflush(stdout);
+  if (HasPendingOutput(stderr)) std::fflush(stderr);
+  // With the default sync_with_stdio(true), std::cout and std::clog write
+  // straight through to stdout and stderr; otherwise they have buffers.
+  FlushIfBuffered(std::cout, g_synced_out);
+  FlushIfBuffered(std::clog, g_synced_log);
+}
+
+MP_PROCESS_CHILD_TEXT void RunAndExit(int (*body)(void*), void* arg) noexcept {
   int code = 0;
   try {
-    code = body();
+    code = body(arg);
   } catch (const std::exception& e) {
     FlushStdio();
     std::fprintf(stderr, "Process %s: %s: %s\n", CurrentSelf().name.c_str(),
@@ -235,7 +253,16 @@ void RunPayloadAndExit(const ChildPayload& payload) noexcept {
     FlushStdio();
     ::_exit(1);
   }
-  RunAndExit([&] { return r->invoke(r->fn, payload.args); });
+  struct Call {
+    const Registration* r;
+    const ChildPayload* payload;
+  } call{r, &payload};
+  RunAndExit(
+      [](void* arg) {
+        auto* c = static_cast<Call*>(arg);
+        return c->r->invoke(c->r->fn, c->payload->args);
+      },
+      &call);
 }
 
 std::string BootEnvEntry(absl::string_view mode, int fd) {

@@ -16,9 +16,15 @@
 #include <string>
 #include <vector>
 
-#include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
 #include "ipc/codec.h"
+
+// Places a function of the fork child's path next to the others: a forked
+// child has no page-table entries for the program's code yet, so each code
+// page it touches costs a page fault. The default linker script groups
+// `.text.hot*` sections together.
+#define MP_PROCESS_CHILD_TEXT \
+  __attribute__((section(".text.hot.mp_process_child"), noinline))
 
 namespace mp {
 namespace process_internal {
@@ -52,9 +58,6 @@ struct Self {
 };
 const Self& CurrentSelf();
 
-// Next number for a child's default name (`Process-<identity>:<n>`).
-int NextChildNumber();
-
 // Called in a new child (fork start method, forkserver worker, spawned
 // child) before the target runs: makes `*self` (never freed in the child)
 // the answer of `CurrentSelf()`, restarts the child counter, and drops
@@ -63,10 +66,11 @@ int NextChildNumber();
 // touches (and copies) as few pages as possible.
 void BecomeChild(const Self* self);
 
-// Runs `body` (which returns the exit code and may throw), reports an
-// exception as `Process <name>: <type>: <what>`, flushes stdio and the C++
-// streams, and `_exit()`s.
-[[noreturn]] void RunAndExit(absl::FunctionRef<int()> body) noexcept;
+// Runs `body(arg)` (which returns the exit code and may throw), reports an
+// exception as `Process <name>: <type>: <what>`, flushes stdout and stderr,
+// and `_exit()`s. (A plain function pointer: no template code for the fork
+// child to fault in.)
+[[noreturn]] void RunAndExit(int (*body)(void*), void* arg) noexcept;
 
 // Runs the registered function of `payload` with its arguments and exits.
 [[noreturn]] void RunPayloadAndExit(const ChildPayload& payload) noexcept;
