@@ -330,6 +330,37 @@ TEST(QueueTest, CorruptOutOfLineNameIsRejected) {
   EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
 }
 
+TEST(QueueTest, CorruptOutOfLineSizeIsRejected) {
+  LeakCheck leaks(Prefix());
+  {
+    Queue<std::string> q = MakeQueue<std::string>(Options(0, 4096));
+    ASSERT_TRUE(q.Put(std::string(10000, 'o')).ok());
+    ASSERT_TRUE(q.Put(std::string(10000, 'p')).ok());
+    absl::StatusOr<SharedMemory> raw = SharedMemory::Attach(q.name());
+    ASSERT_TRUE(raw.ok());
+    char* ring = raw->data() + ipc_internal::kQueueHeaderSize;
+    // First record: claims more bytes than its segment has.
+    uint64_t size = uint64_t{1} << 40;
+    std::memcpy(ring + sizeof(RecordHeader), &size, sizeof size);
+    absl::StatusOr<std::string> v = q.Get();
+    EXPECT_EQ(v.status().code(), absl::StatusCode::kDataLoss) << v.status();
+    // Second record: a payload too short to hold a name.
+    RecordHeader rh;
+    const size_t second = ipc_internal::RecordSize(
+        sizeof(uint64_t) + q.name().size() + 9);
+    std::memcpy(&rh, ring + second, sizeof rh);
+    ASSERT_EQ(rh.kind, ipc_internal::kRecordOutOfLine);
+    const RecordHeader saved = rh;
+    rh.length = 4;
+    rh.check = ipc_internal::RecordCheck(rh.length, rh.kind);
+    std::memcpy(ring + second, &rh, sizeof rh);
+    v = q.Get();
+    EXPECT_EQ(v.status().code(), absl::StatusCode::kDataLoss) << v.status();
+    std::memcpy(ring + second, &saved, sizeof saved);  // let it be cleaned up
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
 // ---- large values ------------------------------------------------------------------------
 
 TEST(QueueTest, LargeValuesGoOutOfLineAndLeaveNothingBehind) {
