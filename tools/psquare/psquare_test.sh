@@ -53,6 +53,14 @@ for method in fork forkserver spawn; do
     fail "shared/$method results: $out"
 done
 
+# pool: an mp::Pool maps the numbers; results in order (fork only).
+out=$("$bin" --n=5 --sleep=0 --mode=pool) || fail "pool exit $?"
+expect_squares "$out" 5
+[[ $(grep '^result' <<<"$out") == $'result 0:0\nresult 1:1\nresult 2:4\nresult 3:9\nresult 4:16' ]] ||
+  fail "pool results: $out"
+"$bin" --n=2 --sleep=0 --mode=pool --start_method=spawn >/dev/null 2>&1 &&
+  fail "pool/spawn should fail (unsupported)"
+
 # The per-number lines of one process stay together and in order.
 out=$("$bin" --n=1 --sleep=0 --mode=process)
 [[ $(grep -v '^Time' <<<"$out") == $'start process:0\nsquare 0:0\nend process:0' ]] ||
