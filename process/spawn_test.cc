@@ -248,6 +248,26 @@ TEST(SpawnTest, FdPlanKeepsSameNumberedFd) {
   EXPECT_TRUE(leaks.Verify().ok());
 }
 
+// The error pipe Spawn() creates takes the lowest free fds; a plan that
+// targets those numbers must not clobber it, or failures would go unseen.
+TEST(SpawnTest, FdPlanDoesNotClobberTheErrorPipe) {
+  testing::LeakCheck leaks;
+  {
+    absl::StatusOr<FdPair> a = MakePipe();
+    ASSERT_TRUE(a.ok());
+    int probe = ::dup(0);
+    ASSERT_GE(probe, 0);
+    ::close(probe);  // the error pipe will be {probe, probe + 1}
+    SpawnOptions o = Sh("true");
+    o.fds = {{probe, a->write.get()}, {probe + 1, a->write.get()}};
+    o.cwd = "/nonexistent-dir-mp";
+    absl::StatusOr<pid_t> pid = Spawn(o);
+    EXPECT_EQ(pid.status().code(), absl::StatusCode::kNotFound) << pid.status();
+    EXPECT_THAT(std::string(pid.status().message()), HasSubstr("chdir"));
+  }
+  EXPECT_TRUE(leaks.Verify(absl::ZeroDuration()).ok());
+}
+
 // Fds >= 3 the child sees: ls itself opens one for the directory.
 std::vector<int> ChildHighFds(bool close_other_fds) {
   SpawnOptions o;
