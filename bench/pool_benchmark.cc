@@ -30,14 +30,14 @@ std::string MiB(int) { return std::string(1 << 20, 'r'); }
 mp::Pool& SharedPool() {
   static mp::Pool* pool = [] {
     mp::PoolOptions o;
-    o.processes = mp::PoolCpuCount();
+    o.processes = mp::CpuCount();
     return new mp::Pool(o);
   }();
   return *pool;
 }
 
 mp::ProcessPoolExecutor& SharedExecutor() {
-  static auto* ex = new mp::ProcessPoolExecutor(mp::PoolCpuCount());
+  static auto* ex = new mp::ProcessPoolExecutor(mp::CpuCount());
   return *ex;
 }
 

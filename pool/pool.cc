@@ -1,22 +1,9 @@
 #include "pool/pool.h"
 
-#include <sched.h>
-#include <unistd.h>
-
 #include "absl/strings/str_cat.h"
 #include "pool/internal/fork_transport.h"
 
 namespace mp {
-
-int PoolCpuCount() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) {
-    int n = CPU_COUNT(&set);
-    if (n > 0) return n;
-  }
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? static_cast<int>(n) : 1;
-}
 
 namespace pool_internal {
 
@@ -36,7 +23,7 @@ absl::StatusOr<std::shared_ptr<Core>> MakeProcessCore(
   }
   if (retries < 0) return absl::InvalidArgumentError("retries must be >= 0");
   CoreOptions options;
-  options.processes = processes == 0 ? PoolCpuCount() : processes;
+  options.processes = processes == 0 ? CpuCount() : processes;
   options.max_tasks_per_child = max_tasks_per_child;
   options.retries = retries;
   auto table = std::make_unique<FunctionTable>();
@@ -55,7 +42,7 @@ absl::StatusOr<std::shared_ptr<Core>> MakeProcessCore(
 }  // namespace pool_internal
 
 Pool::Pool(PoolOptions options) {
-  processes_ = options.processes == 0 ? PoolCpuCount() : options.processes;
+  processes_ = options.processes == 0 ? CpuCount() : options.processes;
   absl::StatusOr<std::shared_ptr<pool_internal::Core>> core =
       pool_internal::MakeProcessCore(options.processes,
                                      std::move(options.initializer),

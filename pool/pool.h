@@ -66,6 +66,7 @@
 #include "pool/async_result.h"
 #include "pool/internal/core.h"
 #include "pool/internal/typed.h"
+#include "process/process.h"  // CpuCount()
 
 namespace mp {
 
@@ -101,11 +102,6 @@ struct PoolOptions {
     return *this;
   }
 };
-
-// CpuCount()
-//
-// CPUs this process may run on (sched_getaffinity), at least 1.
-int PoolCpuCount();
 
 template <typename R>
 class ImapIterator;
