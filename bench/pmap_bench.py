@@ -78,10 +78,12 @@ def main(keys):
                 f.writelines(line + "\n" for line in lines)
         return path
 
-    results = {}
-    memo = {}
+    # Plan every measurement first, then run the repetitions round-robin so
+    # that load drifting on a shared machine hits every runner alike.
+    plans = {}  # (tool, what) -> (argv, stdin, jobs, runs, rss)
     for key in keys:
         tool, _, what = key.partition("_")
+        what = what.replace("_maxrss_mib", "")
         if what == "true_1000":
             cmd, stdin, jobs = ["true"], inputs("n1000", map(str, range(1000))), 1000
         elif what == "sleep_200":
@@ -98,17 +100,21 @@ def main(keys):
         argv = tools[tool](cmd)
         if what == "startup":
             argv = [a for a in argv if a not in ("-j2", "-P2")]
-        memo_key = (tool, what.replace("_maxrss_mib", ""))
-        if memo_key not in memo:
-            n_runs = 20 * reps if what == "startup" else (1 if jobs > 10000 else reps)
-            memo[memo_key] = [run(argv, stdin, env, rss=what.startswith("echo_k_"))
-                              for _ in range(n_runs)]
-        runs = memo[memo_key]
-        best = min(w for w, _ in runs)
+        runs = 20 * reps if what == "startup" else (1 if jobs > 10000 else reps)
+        plans[(tool, what)] = (argv, stdin, jobs, runs, what.startswith("echo_k_"))
+    measured = {p: [] for p in plans}
+    for rep in range(max(p[3] for p in plans.values())):
+        for p, (argv, stdin, jobs, runs, rss) in plans.items():
+            if rep < runs:
+                measured[p].append(run(argv, stdin, env, rss=rss))
+    results = {}
+    for key in keys:
+        tool, _, what = key.partition("_")
+        p = (tool, what.replace("_maxrss_mib", ""))
         if what.endswith("maxrss_mib"):
-            results[key] = max(r for _, r in runs) / 1024.0
+            results[key] = max(r for _, r in measured[p]) / 1024.0
         else:
-            results[key] = best / jobs
+            results[key] = min(w for w, _ in measured[p]) / plans[p][2]
     print(json.dumps(results))
 
 
