@@ -1,6 +1,7 @@
 #include "shm/shared_memory.h"
 
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +16,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "process/fd.h"
@@ -209,6 +212,35 @@ TEST_F(SharedMemoryTest, ForkChildNeverUnlinksTheParentsSegment) {
   EXPECT_EQ(a->data()[0], 'c');
   a = SharedMemory();
   EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+// The tracker shares our address space (CLONE_VM) instead of a fork()ed
+// copy that would pin every page we had when it started.
+long VmSizeKb(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    long kb = 0;
+    if (absl::StartsWith(line, "VmSize:") &&
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(
+                             absl::StripSuffix(line.substr(7), "kB")),
+                         &kb)) {
+      return kb;
+    }
+  }
+  return -1;
+}
+
+TEST_F(SharedMemoryTest, TrackerSharesOurMemoryInsteadOfCopyingIt) {
+  const pid_t tracker = shm_internal::TrackerPid();
+  ASSERT_GT(tracker, 0);
+  const long before = VmSizeKb(tracker);
+  ASSERT_GT(before, 0);
+  constexpr size_t kBig = 256 << 20;
+  void* p = mmap(nullptr, kBig, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(p, MAP_FAILED);
+  EXPECT_GE(VmSizeKb(tracker) - before, static_cast<long>(kBig / 1024));
+  munmap(p, kBig);
 }
 
 TEST_F(SharedMemoryTest, ForkChildThatCreatesGetsItsOwnTracker) {

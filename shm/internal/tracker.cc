@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -56,103 +57,158 @@ long RawFutex(void* addr, int op, uint32_t val, const timespec* ts) {
   return r < 0 ? -errno : r;
 }
 
-void CloseAllFds() {
-  // close_range(2) since Linux 5.9; else close one by one.
-  if (::syscall(SYS_close_range, 0u, ~0u, 0u) == 0) return;
-  struct rlimit rl;
-  long max = 65536;
-  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-      rl.rlim_cur < 1048576) {
-    max = static_cast<long>(rl.rlim_cur);
-  }
-  for (long fd = 0; fd < max; ++fd) ::close(static_cast<int>(fd));
+// The tracker shares the creator's address space (see StartTrackerLocked),
+// including the creating thread's TLS: it must not write errno, hit a glibc
+// cancellation point, or read the stack-protector canary through %fs after
+// that thread may be gone. So it makes system calls with this, which returns
+// -errno and touches no thread state.
+inline long RawSyscall(long n, long a = 0, long b = 0, long c = 0, long d = 0,
+                       long e = 0) {
+#if defined(__x86_64__)
+  long ret;
+  register long r10 asm("r10") = d;
+  register long r8 asm("r8") = e;
+  asm volatile("syscall"
+               : "=a"(ret)
+               : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
+               : "rcx", "r11", "memory");
+  return ret;
+#else
+  long r = ::syscall(n, a, b, c, d, e);
+  return r < 0 ? -errno : r;
+#endif
 }
 
-// Runs in the tracker (a grandchild forked from a possibly multi-threaded
-// process): raw system calls only.
-[[noreturn]] void TrackerMain(Table* table, pid_t creator) {
-  ::setsid();
+#define MP_TRACKER_CODE \
+  __attribute__((no_sanitize("address", "undefined"), noinline, \
+                 optimize("no-stack-protector")))
+
+MP_TRACKER_CODE void CloseAllFds() {
+  // close_range(2) since Linux 5.9; else close one by one.
+  if (RawSyscall(SYS_close_range, 0, ~0u, 0) == 0) return;
+  for (long fd = 0; fd < 65536; ++fd) RawSyscall(SYS_close, fd);
+}
+
+struct TrackerArgs {
+  Table* table;
+  pid_t creator;
+  char* tracker_stack_top;
+};
+
+// The tracker's main function, on its own stack, in the creator's address
+// space (CLONE_VM): raw system calls and plain loads only.
+MP_TRACKER_CODE int TrackerMain(void* arg) {
+  const TrackerArgs args = *static_cast<TrackerArgs*>(arg);
+  Table* table = args.table;
+  RawSyscall(SYS_setsid);
   CloseAllFds();
-  int pidfd = SysPidfdOpen(creator);
-  table->tracker_pid.store(static_cast<int32_t>(::getpid()));
+#ifdef SYS_pidfd_open
+  const long pidfd = RawSyscall(SYS_pidfd_open, args.creator, 0);
+#else
+  const long pidfd = -ENOSYS;
+#endif
+  table->tracker_pid.store(static_cast<int32_t>(RawSyscall(SYS_getpid)));
   table->ready.store(1);
-  RawFutex(&table->ready, FUTEX_WAKE, 1u << 30, nullptr);
+  RawSyscall(SYS_futex, reinterpret_cast<long>(&table->ready), FUTEX_WAKE,
+             1 << 30);
   if (pidfd >= 0) {
-    struct pollfd p = {pidfd, POLLIN, 0};
-    while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+    struct pollfd p = {static_cast<int>(pidfd), POLLIN, 0};
+    while (RawSyscall(SYS_ppoll, reinterpret_cast<long>(&p), 1) == -EINTR) {
     }
   } else {
     // No pidfd (Linux < 5.3): poll the creator's existence. A zombie creator
     // still exists; its parent reaps it soon in practice.
     const struct timespec tick = {0, 100 * 1000 * 1000};
-    while (::kill(creator, 0) == 0 || errno == EPERM) {
-      ::nanosleep(&tick, nullptr);
+    for (;;) {
+      const long r = RawSyscall(SYS_kill, args.creator, 0);
+      if (r != 0 && r != -EPERM) break;
+      RawSyscall(SYS_nanosleep, reinterpret_cast<long>(&tick), 0);
     }
   }
+  static constexpr char kDir[] = "/dev/shm/";
   for (size_t i = 0; i < kEntries; ++i) {
     Entry& e = table->entries[i];
     if (e.state.load(std::memory_order_acquire) != kRegistered) continue;
-    char path[kNameCapacity + 2];
-    path[0] = '/';
-    size_t n = ::strnlen(e.name, kNameCapacity - 1);
-    std::memcpy(path + 1, e.name, n);
-    path[n + 1] = '\0';
-    ::shm_unlink(path);  // ENOENT: already gone
+    char path[sizeof(kDir) + kNameCapacity];
+    size_t n = 0;
+    for (const char* p = kDir; *p;) path[n++] = *p++;
+    for (size_t k = 0; k < kNameCapacity - 1 && e.name[k] != '\0';) {
+      path[n++] = e.name[k++];
+    }
+    path[n] = '\0';
+    RawSyscall(SYS_unlink, reinterpret_cast<long>(path));  // ENOENT: gone
   }
-  ::_exit(0);
+  RawSyscall(SYS_exit_group, 0);
+  __builtin_unreachable();
 }
 
-// fork() without running pthread_atfork handlers (ours would deadlock on
-// g_mu, which the caller holds): the children only make raw system calls.
-pid_t ForkWithoutHandlers() {
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-  return ::_Fork();
-#else
-  return static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0));
-#endif
+// The intermediate child: starts the tracker and exits at once, so the
+// tracker is re-parented (never our zombie).
+MP_TRACKER_CODE int IntermediateMain(void* arg) {
+  auto* args = static_cast<TrackerArgs*>(arg);
+  const int tracker = ::clone(TrackerMain, args->tracker_stack_top,
+                              CLONE_VM | SIGCHLD, arg);
+  RawSyscall(SYS_exit_group, tracker < 0 ? 1 : 0);
+  __builtin_unreachable();
 }
 
+constexpr size_t kStackSize = 64 * 1024;
+
+// Starts the tracker. It is cloned with CLONE_VM — it shares this process's
+// memory instead of copying it — so it pins nothing: a fork()ed helper would
+// keep every page this process had at that moment alive (copy-on-write)
+// until the process exits. After the creator dies the tracker keeps the
+// address space alive only for the few system calls of the clean-up.
 absl::Status StartTrackerLocked() {
   void* mem = ::mmap(nullptr, sizeof(Table), PROT_READ | PROT_WRITE,
                      MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (mem == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap tracker table");
   Table* table = static_cast<Table*>(mem);
-  const pid_t creator = ::getpid();
+  // Two stacks: the intermediate's (freed below) and the tracker's (kept for
+  // the life of the process: the tracker runs on it in our address space).
+  void* stacks = ::mmap(nullptr, 2 * kStackSize, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stacks == MAP_FAILED) {
+    const int err = errno;
+    ::munmap(mem, sizeof(Table));
+    return absl::ErrnoToStatus(err, "mmap tracker stacks");
+  }
+  char* mid_stack_top = static_cast<char*>(stacks) + kStackSize;
+  TrackerArgs args = {table, ::getpid(),
+                      static_cast<char*>(stacks) + 2 * kStackSize};
 
   sigset_t all, old;
   sigfillset(&all);
-  ::pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid_t mid = ForkWithoutHandlers();
-  if (mid == 0) {
-    pid_t tracker = ForkWithoutHandlers();
-    if (tracker == 0) TrackerMain(table, creator);  // signals stay blocked
-    ::_exit(tracker < 0 ? 1 : 0);
-  }
-  const int fork_errno = errno;
-  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (mid < 0) {
-    ::munmap(mem, sizeof(Table));
-    return absl::ErrnoToStatus(fork_errno, "fork shm tracker");
-  }
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);  // inherited: stay blocked
+  const int mid =
+      ::clone(IntermediateMain, mid_stack_top, CLONE_VM | SIGCHLD, &args);
+  const int clone_errno = errno;
   int wstatus = 0;
-  while (::waitpid(mid, &wstatus, 0) < 0 && errno == EINTR) {
+  if (mid > 0) {
+    while (::waitpid(mid, &wstatus, 0) < 0 && errno == EINTR) {
+    }
   }
-  if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (mid < 0 || !WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
     ::munmap(mem, sizeof(Table));
-    return absl::InternalError("fork shm tracker: the second fork failed");
+    ::munmap(stacks, 2 * kStackSize);
+    return mid < 0 ? absl::ErrnoToStatus(clone_errno, "clone shm tracker")
+                   : absl::InternalError("clone shm tracker failed");
   }
+  ::munmap(stacks, kStackSize);  // the intermediate's; it has exited
   // Wait until the tracker watches us (it has its pidfd) so that a crash
-  // right after this function returns is still seen.
+  // right after this function returns is still seen. (`args` stays alive
+  // until then: the tracker copies it first thing.)
   struct timespec ts = {0, 50 * 1000 * 1000};
   for (int i = 0; i < 200 && table->ready.load() == 0; ++i) {
     RawFutex(&table->ready, FUTEX_WAIT, 0, &ts);
   }
   if (table->ready.load() == 0) {
-    ::munmap(mem, sizeof(Table));
+    // Leave the table and stack mapped: a late tracker would still use them.
     return absl::DeadlineExceededError("shm tracker did not start within 10s");
   }
   g_table = table;
-  g_table_pid = creator;
+  g_table_pid = args.creator;
   g_high = 0;
   return absl::OkStatus();
 }
