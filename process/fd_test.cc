@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
@@ -102,6 +104,44 @@ TEST(StatusMacrosTest, ReturnIfErrorAndAssignOrReturn) {
   EXPECT_EQ(v, 0);
   EXPECT_TRUE(UsesMacros(false, &v).ok());
   EXPECT_EQ(v, 7);
+}
+
+}  // namespace
+}  // namespace mp
+
+namespace mp {
+namespace {
+
+TEST(LeakCheckTest, SeesANewChildUntilItIsReapedAndANewFd) {
+  testing::LeakCheck leaks;
+  pid_t pid = fork();
+  if (pid == 0) _exit(0);
+  // Unreaped, the child is a zombie and still ours.
+  EXPECT_FALSE(leaks.Verify(absl::Milliseconds(50)).ok());
+  int status;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  absl::StatusOr<FdPair> p = MakePipe();
+  ASSERT_TRUE(p.ok());
+  absl::Status st = leaks.Verify(absl::ZeroDuration());
+  EXPECT_NE(st.message().find("fds"), absl::string_view::npos) << st;
+  p->read.reset();
+  p->write.reset();
+  EXPECT_TRUE(leaks.Verify(absl::ZeroDuration()).ok());
+}
+
+TEST(LeakCheckTest, SurvivesProcessesExitingWhileItReadsProc) {
+  // Processes come and go while /proc is scanned: never an exception.
+  std::vector<pid_t> kids;
+  for (int i = 0; i < 20; ++i) {
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    kids.push_back(pid);
+  }
+  for (int round = 0; round < 20; ++round) {
+    testing::LeakCheck leaks;
+    (void)testing::ChildPids();
+  }
+  for (pid_t pid : kids) waitpid(pid, nullptr, 0);
 }
 
 }  // namespace

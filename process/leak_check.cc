@@ -1,13 +1,12 @@
 #include "process/leak_check.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <iterator>
-#include <sstream>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -17,17 +16,47 @@ namespace mp {
 namespace testing {
 namespace {
 
+struct DirCloser {
+  void operator()(DIR* d) const { ::closedir(d); }
+};
+
 template <typename F>
 void ForEachDirEntry(const char* dir, F f) {
-  DIR* d = ::opendir(dir);
+  std::unique_ptr<DIR, DirCloser> d(::opendir(dir));
   if (d == nullptr) return;
-  int self = ::dirfd(d);
-  while (struct dirent* e = ::readdir(d)) {
+  int self = ::dirfd(d.get());
+  while (struct dirent* e = ::readdir(d.get())) {
     std::string name = e->d_name;
     if (name == "." || name == "..") continue;
     f(name, self);
   }
-  ::closedir(d);
+}
+
+// The contents of a small /proc file, or "" when it cannot be read: the
+// process may exit while we read, and read(2) then fails with ESRCH (raw
+// calls, because libstdc++'s filebuf throws on such a read error).
+std::string ReadProcFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  std::string out;
+  char buf[512];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+// The parent pid from the text of /proc/<pid>/stat, or -1. The fields after
+// the command, which is in parentheses and may hold spaces: "S 1234 ...".
+pid_t ParentPidFromStat(const std::string& stat) {
+  size_t close = stat.rfind(')');
+  if (close == std::string::npos || close + 3 >= stat.size()) return -1;
+  const char* p = stat.c_str() + close + 2;  // the state letter
+  while (*p != '\0' && *p != ' ') ++p;
+  return static_cast<pid_t>(std::strtol(p, nullptr, 10));
 }
 
 template <typename T>
@@ -55,16 +84,7 @@ std::set<pid_t> ChildPids() {
   const pid_t me = ::getpid();
   ForEachDirEntry("/proc", [&](const std::string& name, int) {
     if (name.empty() || name[0] < '0' || name[0] > '9') return;
-    std::ifstream in("/proc/" + name + "/stat");
-    std::string stat((std::istreambuf_iterator<char>(in)),
-                     std::istreambuf_iterator<char>());
-    // Fields after the command, which is in parentheses and may hold spaces.
-    size_t close = stat.rfind(')');
-    if (close == std::string::npos) return;
-    std::istringstream rest(stat.substr(close + 1));
-    std::string state;
-    pid_t ppid = 0;
-    rest >> state >> ppid;
+    pid_t ppid = ParentPidFromStat(ReadProcFile("/proc/" + name + "/stat"));
     if (ppid == me) kids.insert(static_cast<pid_t>(std::atoi(name.c_str())));
   });
   return kids;
