@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/single_threaded.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -76,7 +77,7 @@ std::atomic<Live*> g_live{nullptr};
 // The set of this process; a fresh one after fork (the parent's children are
 // not ours, and its lock may be held by a thread that is not here).
 Live* GetLive() {
-  const pid_t me = ::getpid();
+  const pid_t me = CachedPid();
   for (;;) {
     Live* l = g_live.load(std::memory_order_acquire);
     if (l != nullptr && l->owner == me) return l;
@@ -131,6 +132,8 @@ int CountThreads() {
 
 void WarnIfThreaded() {
   if (g_warned_threads.load(std::memory_order_relaxed)) return;
+  // glibc: true until the process first creates a thread (no system call).
+  if (__libc_single_threaded) return;
   int threads = CountThreads();
   int ours = ReaperRunning() ? 1 : 0;
   if (threads <= 1 + ours) return;
@@ -173,7 +176,7 @@ ChildPayload MakePayload(const ProcessImpl& p, RemoteCall call) {
   payload.name = p.name;
   payload.identity = p.identity;
   payload.daemon = p.daemon;
-  payload.parent_pid = ::getpid();
+  payload.parent_pid = CachedPid();
   payload.parent_name = CurrentSelf().name;
   return payload;
 }
@@ -364,7 +367,7 @@ absl::Status StartLocked(ProcessImpl* p) {
     return process_internal::Misuse(
         p, "daemonic processes are not allowed to have children");
   }
-  const pid_t parent = ::getpid();
+  const pid_t parent = CachedPid();
   const std::string parent_name = process_internal::CurrentSelf().name;
   switch (p->method) {
     case StartMethod::kFork: {

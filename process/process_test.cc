@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -655,6 +656,35 @@ TEST(ProcessTest, ForkRunsCapturingLambdasAndFunctors) {
   ASSERT_TRUE(r.Join().ok());
   EXPECT_EQ(r.exitcode(), 1);
   EXPECT_THAT(err.Restore(), ::testing::HasSubstr("unknown exception"));
+  }
+  absl::Status s = VerifyNoLeaks(leaks);
+  EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST(ProcessTest, StateRebuildsAfterARawFork) {
+  mp::testing::LeakCheck leaks = NewLeakCheck();
+  {
+    mp::Process sleeper(SleepMs, 60000);
+    ASSERT_TRUE(sleeper.Start().ok());
+    ASSERT_EQ(mp::ActiveChildren().size(), 1u);
+    std::fflush(nullptr);
+    pid_t pid = ::fork();  // not through mp
+    if (pid == 0) {
+      // The parent's children are not ours; starting our own works.
+      int code = mp::ActiveChildren().empty() ? 0 : 1;
+      mp::Process p(ReturnCode, 6);
+      if (!p.Start().ok() || !p.Join().ok() || p.exitcode() != 6) code = 2;
+      if (!mp::ActiveChildren().empty()) code = 3;
+      ::_exit(code);
+    }
+    ASSERT_GT(pid, 0);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    ASSERT_EQ(mp::ActiveChildren().size(), 1u);
+    ASSERT_TRUE(sleeper.Kill().ok());
+    ASSERT_TRUE(sleeper.Join().ok());
   }
   absl::Status s = VerifyNoLeaks(leaks);
   EXPECT_TRUE(s.ok()) << s;

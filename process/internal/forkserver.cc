@@ -46,7 +46,7 @@ struct Client {
 std::atomic<Client*> g_client{nullptr};
 
 Client* GetClient() {
-  const pid_t me = ::getpid();
+  const pid_t me = CachedPid();
   for (;;) {
     Client* c = g_client.load(std::memory_order_acquire);
     if (c != nullptr && c->owner == me) return c;
@@ -280,7 +280,7 @@ MP_PROCESS_CHILD_TEXT void ForkServerAfterFork() {
   // No allocation here (it would cost page faults on every fork); the next
   // GetClient() replaces the parent's client.
   Client* c = g_client.load(std::memory_order_acquire);
-  if (c != nullptr && c->owner != ::getpid()) c->control.reset();
+  if (c != nullptr && c->owner != CachedPid()) c->control.reset();
 }
 
 void RunForkServer(int control) noexcept {

@@ -39,7 +39,7 @@ std::atomic<bool> g_running{false};
 // This process's reaper; a fresh one after fork (the parent's children are
 // not ours; its thread and lock holder are not here).
 Reaper* Get() {
-  const pid_t me = ::getpid();
+  const pid_t me = CachedPid();
   for (;;) {
     Reaper* r = g_reaper.load(std::memory_order_acquire);
     if (r != nullptr && r->owner == me) return r;
@@ -155,7 +155,7 @@ bool ReaperRunning() { return g_running.load(std::memory_order_relaxed); }
 MP_PROCESS_CHILD_TEXT void ReaperAfterFork() {
   // No allocation here; the next Get() replaces the parent's reaper.
   Reaper* r = g_reaper.load(std::memory_order_acquire);
-  if (r != nullptr && r->owner != ::getpid()) {
+  if (r != nullptr && r->owner != CachedPid()) {
     for (Item& item : r->items) item.sentinel.reset();
     r->wake_read.reset();
     r->wake_write.reset();

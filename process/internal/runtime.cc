@@ -2,6 +2,7 @@
 
 #include <cxxabi.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -37,6 +38,15 @@ std::atomic<int> g_registration_count{0};
 // ---- who we are ------------------------------------------------------------
 
 std::atomic<const Self*> g_self{nullptr};
+// The pid cache: a fork child only bumps the generation (no system call on
+// the child's path); the next CachedPid() there calls getpid().
+std::atomic<unsigned> g_fork_generation{0};  // near g_self: a child writes both
+std::atomic<unsigned> g_pid_generation{~0u};
+std::atomic<pid_t> g_pid{0};
+
+MP_PROCESS_CHILD_TEXT void OnForkChild() {
+  g_fork_generation.fetch_add(1, std::memory_order_relaxed);
+}
 
 const Self& MainSelf() {
   static const Self* self = new Self;
@@ -157,6 +167,20 @@ void ReportBadArguments(const absl::Status& status) {
 }
 
 // ---- runtime.h -------------------------------------------------------------
+
+pid_t CachedPid() noexcept {
+  static const bool registered = [] {
+    ::pthread_atfork(nullptr, nullptr, OnForkChild);
+    return true;
+  }();
+  (void)registered;
+  const unsigned generation = g_fork_generation.load(std::memory_order_relaxed);
+  if (g_pid_generation.load(std::memory_order_acquire) != generation) {
+    g_pid.store(::getpid(), std::memory_order_relaxed);
+    g_pid_generation.store(generation, std::memory_order_release);
+  }
+  return g_pid.load(std::memory_order_relaxed);
+}
 
 const Self& CurrentSelf() {
   const Self* self = g_self.load(std::memory_order_acquire);

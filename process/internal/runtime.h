@@ -58,6 +58,10 @@ struct Self {
 };
 const Self& CurrentSelf();
 
+// getpid(), cached. A pthread_atfork() child handler invalidates the cache,
+// so it is right after any fork() through glibc, raw ones included.
+pid_t CachedPid() noexcept;
+
 // Called in a new child (fork start method, forkserver worker, spawned
 // child) before the target runs: makes `*self` (never freed in the child)
 // the answer of `CurrentSelf()`, restarts the child counter, and drops
