@@ -1,4 +1,27 @@
+# ipc comparisons: mp::Connection against a raw socketpair in C (same binary)
+# and Python's multiprocessing.Pipe (same machine, same run).
+# Run: MP_BAZEL="bazel --output_base=$OB" python3 bench/compare.py --area ipc
+# (The queue engineer appends Queue rows below.)
+PY_CONN = "python/connection_bench.py"
 
+COMPARISONS = [
+    Comparison("Pipe 8-byte round trip, SendBytes/RecvBytes vs raw socketpair ping-pong (C)",
+               mp=Bench("connection_benchmark", "BM_PipeRoundTripBytes/real_time"),
+               peer=Bench("connection_benchmark", "BM_RawSocketpairRoundTrip/real_time"),
+               goal=within(1.3)),
+    Comparison("Pipe 8-byte round trip, SendBytes/RecvBytes vs Python send_bytes/recv_bytes",
+               mp=Bench("connection_benchmark", "BM_PipeRoundTripBytes/real_time"),
+               peer=Script(PY_CONN, "bytes_roundtrip"),
+               goal=at_least(2)),
+    Comparison("Pipe typed round trip, Send/Recv of (1, \"abc\", 2.0) vs Python send/recv",
+               mp=Bench("connection_benchmark", "BM_PipeRoundTripTyped/real_time"),
+               peer=Script(PY_CONN, "obj_roundtrip"),
+               goal=at_least(3)),
+    Comparison("Pipe 1 MiB messages one way vs raw socketpair bandwidth (C)",
+               mp=Bench("connection_benchmark", "BM_Pipe1MiB/real_time"),
+               peer=Bench("connection_benchmark", "BM_RawSocketpair1MiB/real_time"),
+               goal=fraction(0.9)),
+]
 
 # ---- Queue (queue engineer): one producer process, one consumer process ----
 PY_QUEUE = "python/queue_bench.py"

@@ -1,0 +1,213 @@
+// mp::Connection against a raw socketpair (C, same binary) and, through
+// bench/comparisons/ipc.py, against Python's multiprocessing.Pipe.
+//
+//   bazel run -c opt //bench:connection_benchmark
+//
+// Every case forks an echo (or sink) child; the child exits at EOF and is
+// reaped before the case returns.
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include "benchmark/benchmark.h"
+#include "ipc/connection.h"
+#include "process/fd.h"
+
+namespace {
+
+bool Smoke() { return std::getenv("MP_BENCH_SMOKE") != nullptr; }
+
+// Forks `child(fd)` on one end of a socketpair; returns the parent's end.
+template <typename F>
+std::pair<mp::UniqueFd, pid_t> ForkPeer(F child) {
+  absl::StatusOr<mp::FdPair> p = mp::MakeSocketPair();
+  if (!p.ok()) std::abort();
+  pid_t pid = fork();
+  if (pid < 0) std::abort();
+  if (pid == 0) {
+    p->read.reset();
+    child(std::move(p->write));
+    _exit(0);
+  }
+  p->write.reset();
+  return {std::move(p->read), pid};
+}
+
+void Reap(pid_t pid) {
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+}
+
+bool RawReadExact(int fd, char* buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, buf + got, n - got);
+    if (r <= 0) {
+      if (r < 0 && errno == EINTR) continue;
+      return false;
+    }
+    got += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+bool RawWriteAll(int fd, const char* buf, size_t n) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t w = write(fd, buf + done, n - done);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    done += static_cast<size_t>(w);
+  }
+  return true;
+}
+
+// ---- small-message round trips ------------------------------------------------
+
+void BM_RawSocketpairRoundTrip(benchmark::State& state) {
+  auto [fd, pid] = ForkPeer([](mp::UniqueFd c) {
+    char buf[8];
+    while (RawReadExact(c.get(), buf, 8) && RawWriteAll(c.get(), buf, 8)) {
+    }
+  });
+  char buf[8] = "1234567";
+  for (auto _ : state) {
+    if (!RawWriteAll(fd.get(), buf, 8) || !RawReadExact(fd.get(), buf, 8)) {
+      state.SkipWithError("raw ping-pong failed");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  fd.reset();
+  Reap(pid);
+}
+BENCHMARK(BM_RawSocketpairRoundTrip)->UseRealTime();
+
+void BM_PipeRoundTripBytes(benchmark::State& state) {
+  auto [fd, pid] = ForkPeer([](mp::UniqueFd c) {
+    mp::Connection conn(std::move(c));
+    std::string buf;
+    while (conn.RecvBytesInto(&buf).ok() && conn.SendBytes(buf).ok()) {
+    }
+  });
+  mp::Connection conn(std::move(fd));
+  const std::string msg = "1234567";  // 8 bytes with the NUL below
+  std::string payload(msg.data(), 8);
+  std::string buf;
+  for (auto _ : state) {
+    if (!conn.SendBytes(payload).ok() || !conn.RecvBytesInto(&buf).ok()) {
+      state.SkipWithError("round trip failed");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  conn.Close().IgnoreError();
+  Reap(pid);
+}
+BENCHMARK(BM_PipeRoundTripBytes)->UseRealTime();
+
+// The same value Python's benchmark sends: (1, "abc", 2.0).
+using Small = std::tuple<int64_t, std::string, double>;
+
+void BM_PipeRoundTripTyped(benchmark::State& state) {
+  auto [fd, pid] = ForkPeer([](mp::UniqueFd c) {
+    mp::Connection conn(std::move(c));
+    while (true) {
+      absl::StatusOr<Small> v = conn.Recv<Small>();
+      if (!v.ok() || !conn.Send(*v).ok()) break;
+    }
+  });
+  mp::Connection conn(std::move(fd));
+  const Small value{1, "abc", 2.0};
+  for (auto _ : state) {
+    if (!conn.Send(value).ok()) {
+      state.SkipWithError("send failed");
+      break;
+    }
+    absl::StatusOr<Small> back = conn.Recv<Small>();
+    if (!back.ok()) {
+      state.SkipWithError("recv failed");
+      break;
+    }
+    benchmark::DoNotOptimize(back);
+  }
+  state.SetItemsProcessed(state.iterations());
+  conn.Close().IgnoreError();
+  Reap(pid);
+}
+BENCHMARK(BM_PipeRoundTripTyped)->UseRealTime();
+
+// ---- bulk transfer: 1 MiB messages, one way, acknowledged at the end --------
+
+size_t BulkSize() { return Smoke() ? 4096 : size_t{1} << 20; }
+
+void BM_RawSocketpair1MiB(benchmark::State& state) {
+  const size_t size = BulkSize();
+  auto [fd, pid] = ForkPeer([size](mp::UniqueFd c) {
+    std::string buf(size, '\0');
+    char tag;
+    // Each message: a tag byte ('m' = data follows, 'e' = ack wanted).
+    while (RawReadExact(c.get(), &tag, 1)) {
+      if (tag == 'e') {
+        if (!RawWriteAll(c.get(), "k", 1)) break;
+        continue;
+      }
+      if (!RawReadExact(c.get(), &buf[0], size)) break;
+    }
+  });
+  std::string data(1 + size, 'x');
+  data[0] = 'm';
+  for (auto _ : state) {
+    if (!RawWriteAll(fd.get(), data.data(), data.size())) {
+      state.SkipWithError("write failed");
+      break;
+    }
+  }
+  char ack;
+  if (!RawWriteAll(fd.get(), "e", 1) || !RawReadExact(fd.get(), &ack, 1)) {
+    state.SkipWithError("ack failed");
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(size));
+  fd.reset();
+  Reap(pid);
+}
+BENCHMARK(BM_RawSocketpair1MiB)->UseRealTime();
+
+void BM_Pipe1MiB(benchmark::State& state) {
+  const size_t size = BulkSize();
+  auto [fd, pid] = ForkPeer([](mp::UniqueFd c) {
+    mp::Connection conn(std::move(c));
+    std::string buf;
+    while (conn.RecvBytesInto(&buf).ok()) {
+      if (buf.empty() && !conn.SendBytes("k").ok()) break;  // ack request
+    }
+  });
+  mp::Connection conn(std::move(fd));
+  std::string msg(size, 'x');
+  for (auto _ : state) {
+    if (!conn.SendBytes(msg).ok()) {
+      state.SkipWithError("send failed");
+      break;
+    }
+  }
+  if (!conn.SendBytes("").ok() || !conn.RecvBytes().ok()) {
+    state.SkipWithError("ack failed");
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(size));
+  conn.Close().IgnoreError();
+  Reap(pid);
+}
+BENCHMARK(BM_Pipe1MiB)->UseRealTime();
+
+}  // namespace
