@@ -476,7 +476,8 @@ shell would do anyway). Jobs get /dev/null as standard input.
 
 Exit status: 0 when every job succeeded; 1-100 the number of failed jobs;
 101 when more than 100 failed; with --halt ...fail=1, the failing job's
-status; 130/143 after SIGINT/SIGTERM (jobs are terminated first); 255 for
+status; 130/143 after SIGINT/SIGTERM (jobs are terminated first), 141
+when the reader of the output went away; 255 for
 errors of pmap itself (bad options, unreadable input files).
 )";
 }

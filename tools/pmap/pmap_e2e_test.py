@@ -331,6 +331,23 @@ class PmapOwn(Base):
         self.assertEqual(rc, 7)
         self.assertLess(time.time() - start, 10)
 
+    def test_huge_outputs_are_whole(self):
+        script = "head -c 3000000 /dev/zero | tr '\\0' {}"
+        rc, out, _ = self.pmap(["-j2", script, ":::", "a", "b"])
+        self.assertEqual(rc, 0)
+        self.assertEqual(len(out), 6000000)
+        first = out[:1]
+        self.assertEqual(out[:3000000], first * 3000000)
+        self.assertEqual(set(out[3000000:]), {b"b"[0] if first == b"a" else b"a"[0]})
+
+    def test_closed_stdout_stops_the_run(self):
+        d = tempfile.mkdtemp(dir=self.tmp)
+        p = subprocess.Popen("%s -k -j2 'echo {}; touch %s/{}' ::: $(seq 1000) | head -1"
+                             % (PMAP, d), shell=True, stdout=subprocess.PIPE, env=self.env())
+        out, _ = p.communicate(timeout=20)
+        self.assertEqual(out, b"1\n")
+        self.assertLess(len(os.listdir(d)), 1000)
+
     def test_keep_order_large_run_bounded(self):
         n = 2000
         rc, out, _ = self.pmap(["-k", "-j4", "echo"], stdin="".join("%d\n" % i for i in range(n)).encode())

@@ -46,8 +46,12 @@ double WallNow() {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-// Writes everything, retrying EINTR; errors (EPIPE: nobody reads our
-// output any more) are ignored so the run can finish and clean up.
+// Set when a write to stdout or stderr failed with EPIPE: nobody reads our
+// output any more, so the run stops like GNU parallel does on SIGPIPE.
+bool g_output_broken = false;
+
+// Writes everything, retrying EINTR. Errors are not fatal here: EPIPE sets
+// `g_output_broken` and the main loop winds down, killing the jobs.
 void WriteOut(int fd, const char* data, size_t n) {
   while (n > 0) {
     ssize_t w = ::write(fd, data, n);
@@ -58,6 +62,7 @@ void WriteOut(int fd, const char* data, size_t n) {
         ::poll(&p, 1, -1);
         continue;
       }
+      if (errno == EPIPE && (fd == 1 || fd == 2)) g_output_broken = true;
       return;
     }
     data += w;
@@ -526,6 +531,10 @@ void Runner::Impl::Emit(const std::string& tag, Captured* c, int fd) {
     while (off < c->size) {
       ssize_t n = ::sendfile(fd, c->file.get(), &off, c->size - off);
       if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EPIPE) {
+        g_output_broken = true;
+        return;
+      }
       if (n <= 0) break;
     }
     if (off >= c->size) return;
@@ -917,6 +926,12 @@ int Runner::Impl::Run() {
         for (auto& [pid, job] : running_) ::kill(-pid, SIGKILL);
         for (DyingGroup& d : dying_) ::kill(-d.pgid, SIGKILL);
       }
+    }
+    if (g_output_broken && signal_received_ == 0) {
+      // Our reader went away (`pmap ... | head -1`): as if SIGPIPE.
+      signal_received_ = SIGPIPE;
+      halting_ = true;
+      TerminateAll(now);
     }
     ReapChildren(now);
     StepTerminations(MonotonicNow());
