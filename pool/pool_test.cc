@@ -223,6 +223,25 @@ TEST(PoolTest, SigkillNamesPidAndSignal) {
       << r.status();
 }
 
+TEST(PoolTest, IdleWorkerKilledFromOutsideIsReplaced) {
+  testing::LeakCheck leaks;
+  {
+    Pool pool(Opts(2));
+    std::vector<int64_t> pids = pool.WorkerPids();
+    ASSERT_EQ(pids.size(), 2u);
+    ASSERT_EQ(kill(static_cast<pid_t>(pids[0]), SIGKILL), 0);
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (pool.workers_started() < 3 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    EXPECT_EQ(pool.workers_started(), 3);
+    auto r = pool.Map(Square, Range(50), 1);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ((*r)[7], 49);
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
 TEST(PoolTest, OutOfMemoryInTaskIsATaskFailure) {
   Pool pool(Opts(1));
   auto r = pool.Apply(OomOn5, 5);

@@ -289,7 +289,7 @@ void Core::HandleEvent(TransportEvent& ev, std::vector<Completion>* out) {
                                            transport_->WorkerName(ev.worker),
                                            " exited with code 0")
                             : std::string(ev.status.message());
-      uint64_t blamed = held.front();
+      uint64_t blamed = ev.running_known ? 0 : held.front();
       if (ev.running_task != 0 &&
           std::find(held.begin(), held.end(), ev.running_task) != held.end()) {
         blamed = ev.running_task;
@@ -298,6 +298,7 @@ void Core::HandleEvent(TransportEvent& ev, std::vector<Completion>* out) {
       for (auto rit = held.rbegin(); rit != held.rend(); ++rit) {
         if (*rit != blamed) Requeue(*rit, /*front=*/true);
       }
+      if (blamed == 0) return;  // it died between tasks
       auto it = tasks_.find(blamed);
       if (it == tasks_.end()) return;
       Task& t = it->second;

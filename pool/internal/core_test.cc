@@ -143,6 +143,23 @@ TEST_F(CoreTest, UnknownRunningTaskBlamesTheFirstHeld) {
   EXPECT_EQ(resent[0].payload, "p2");
 }
 
+TEST_F(CoreTest, DeathBetweenTasksBlamesNoTask) {
+  Make({.processes = 1});
+  Submit({Spec(1), Spec(2)});
+  auto sent = fake_->WaitSent(2);
+  ASSERT_EQ(sent.size(), 2u);
+  fake_->Die(sent[0].worker, "worker lost: killed while idle", 0,
+             /*running_known=*/true);
+  auto resent = fake_->WaitSent(2);
+  ASSERT_EQ(resent.size(), 2u);
+  EXPECT_EQ(resent[0].payload, "p1");
+  EXPECT_EQ(resent[1].payload, "p2");
+  fake_->Complete(resent[0], "a");
+  fake_->Complete(resent[1], "b");
+  EXPECT_EQ(*sink_.Wait(1), "a");
+  EXPECT_EQ(*sink_.Wait(2), "b");
+}
+
 TEST_F(CoreTest, RetriesALostTask) {
   Make({.processes = 1, .retries = 1});
   std::vector<Core::TaskSpec> specs;

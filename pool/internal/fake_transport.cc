@@ -130,7 +130,7 @@ void FakeTransport::Complete(const Sent& task, std::string payload, bool ok) {
 }
 
 void FakeTransport::Die(WorkerId worker, std::string reason,
-                        uint64_t running_task) {
+                        uint64_t running_task, bool running_known) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     live_.erase(worker);
@@ -140,6 +140,7 @@ void FakeTransport::Die(WorkerId worker, std::string reason,
   ev.worker = worker;
   ev.status = absl::UnavailableError(std::move(reason));
   ev.running_task = running_task;
+  ev.running_known = running_known;
   Push(std::move(ev));
 }
 

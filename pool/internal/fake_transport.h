@@ -61,7 +61,8 @@ class FakeTransport : public Transport {
   // Test controls (thread-safe).
   std::vector<Sent> WaitSent(size_t n);  // waits until n more were sent
   void Complete(const Sent& task, std::string payload, bool ok = true);
-  void Die(WorkerId worker, std::string reason, uint64_t running_task = 0);
+  void Die(WorkerId worker, std::string reason, uint64_t running_task = 0,
+           bool running_known = false);
   void FailInit(WorkerId worker, std::string reason);
   void FailNextStarts(int n);  // the next n StartWorker() calls fail
   std::vector<WorkerId> LiveWorkers();

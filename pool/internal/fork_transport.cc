@@ -515,6 +515,7 @@ void ForkTransport::ReapLocked(Proc& p, std::vector<TransportEvent>* events) {
     ev.status = absl::UnavailableError(DescribeWait(p.pid, st));
   }
   ev.running_task = p.slot->load();
+  ev.running_known = true;
   events->push_back(std::move(ev));
 }
 

@@ -57,6 +57,9 @@ struct TransportEvent {
   std::string payload;
   absl::Status status;
   uint64_t running_task = 0;
+  // True when `running_task` is known to be right, so 0 means the worker
+  // was between tasks: none of the tasks it held is to blame.
+  bool running_known = false;
 };
 
 class Transport {
