@@ -61,6 +61,14 @@ expect_squares "$out" 5
 "$bin" --n=2 --sleep=0 --mode=pool --start_method=spawn >/dev/null 2>&1 &&
   fail "pool/spawn should fail (unsupported)"
 
+# pipe: one mp::Pipe per child, results collected with mp::Wait (fork only).
+out=$("$bin" --n=4 --sleep=0 --mode=pipe) || fail "pipe exit $?"
+expect_squares "$out" 4
+[[ $(grep '^result' <<<"$out") == $'result 0:0\nresult 1:1\nresult 2:4\nresult 3:9' ]] ||
+  fail "pipe results: $out"
+"$bin" --n=2 --sleep=0 --mode=pipe --start_method=spawn >/dev/null 2>&1 &&
+  fail "pipe/spawn should fail (unsupported)"
+
 # The per-number lines of one process stay together and in order.
 out=$("$bin" --n=1 --sleep=0 --mode=process)
 [[ $(grep -v '^Time' <<<"$out") == $'start process:0\nsquare 0:0\nend process:0' ]] ||
