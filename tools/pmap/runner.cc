@@ -48,7 +48,7 @@ double WallNow() {
 
 // Set when a write to stdout or stderr failed with EPIPE: nobody reads our
 // output any more, so the run stops like GNU parallel does on SIGPIPE.
-bool g_output_broken = false;
+bool g_output_broken = false;  // NOLINT: one Runner per process at a time
 
 // Writes everything, retrying EINTR. Errors are not fatal here: EPIPE sets
 // `g_output_broken` and the main loop winds down, killing the jobs.
@@ -141,6 +141,14 @@ class Runner::Impl {
  public:
   Impl(const Options& o, CommandTemplate t, std::unique_ptr<InputGenerator> in)
       : o_(o), t_(std::move(t)), inputs_(std::move(in)) {}
+  ~Impl() {
+    // Give the process back as we found it.
+    if (restore_) {
+      ::sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
+      ::sigaction(SIGPIPE, &old_pipe_, nullptr);
+      ::prctl(PR_SET_CHILD_SUBREAPER, old_subreaper_, 0, 0, 0);
+    }
+  }
 
   int Run();
 
@@ -172,6 +180,11 @@ class Runner::Impl {
   void Error(absl::string_view msg) {
     WriteOut(2, absl::StrCat("pmap: ", msg, "\n"));
   }
+
+  bool restore_ = false;
+  sigset_t old_mask_;
+  struct sigaction old_pipe_ = {};
+  int old_subreaper_ = 0;
 
   const Options& o_;
   CommandTemplate t_;
@@ -227,13 +240,17 @@ absl::Status Runner::Impl::Setup() {
   // Signals arrive on a signalfd; SIGPIPE is ignored (a closed stdout must
   // not kill us before the jobs are cleaned up). Children get them back to
   // defaults and an empty mask in Spawn().
-  ::signal(SIGPIPE, SIG_IGN);
+  struct sigaction ign = {};
+  ign.sa_handler = SIG_IGN;
+  ::sigaction(SIGPIPE, &ign, &old_pipe_);
   sigset_t mask;
   sigemptyset(&mask);
   for (int s : {SIGCHLD, SIGINT, SIGTERM, SIGHUP}) sigaddset(&mask, s);
-  if (::sigprocmask(SIG_BLOCK, &mask, nullptr) != 0) {
+  if (::sigprocmask(SIG_BLOCK, &mask, &old_mask_) != 0) {
     return absl::ErrnoToStatus(errno, "sigprocmask");
   }
+  ::prctl(PR_GET_CHILD_SUBREAPER, &old_subreaper_, 0, 0, 0);
+  restore_ = true;
   int sfd = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sfd < 0) return absl::ErrnoToStatus(errno, "signalfd");
   sigfd_.reset(sfd);
