@@ -63,9 +63,29 @@ inline void CpuRelax() {
 
 // How long a waiter polls the other side's word before it sleeps: a
 // producer and a consumer running side by side on two cores then hand
-// records over without any system call.
-constexpr int kSpins = 4000;    // pause instructions in all
-constexpr int kMaxPause = 64;   // between two reads
+// records over without any system call, while a waiter whose peer is not
+// running (both on one CPU) gives its CPU up soon. Measured in time, not
+// in pause instructions: a pause takes from a few to over 100 ns
+// depending on the CPU and the hypervisor.
+constexpr int64_t kSpinNs = 5000;
+
+// Polls `ready()` for up to kSpinNs; true once it holds.
+template <typename F>
+bool Poll(F ready) {
+  int64_t start = 0;
+  for (int i = 1;; ++i) {
+    CpuRelax();
+    if (ready()) return true;
+    if ((i & 7) == 0) {
+      const int64_t now = Deadline::NowNs();
+      if (start == 0) {
+        start = now;
+      } else if (now - start > kSpinNs) {
+        return false;
+      }
+    }
+  }
+}
 
 // The payload of an out-of-line record: u64 size, then the segment name.
 constexpr size_t kMaxNameLength = 255;
@@ -313,12 +333,11 @@ absl::Status QueueRing::WaitForSpace(uint64_t tail, uint64_t need,
   QueueSide& p = h_->producer;
   QueueWaiters& w = h_->waiters;
   if (!deadline->NoWait()) {
-    // Poll with growing pauses: each read pulls the consumer's cache line
-    // over, so reading less often lets it free a batch of records first.
-    for (int i = 0, pause = 1; i < kSpins; i += pause, pause = std::min(pause * 2, kMaxPause)) {
-      for (int j = 0; j < pause; ++j) CpuRelax();
-      p.cached_other = h_->head.word.load(std::memory_order_acquire);
-      if (Fits(tail, p.cached_other, need)) return absl::OkStatus();
+    if (Poll([&] {
+          p.cached_other = h_->head.word.load(std::memory_order_acquire);
+          return Fits(tail, p.cached_other, need);
+        })) {
+      return absl::OkStatus();
     }
     for (;;) {
       const uint32_t seq = w.space_seq.load(std::memory_order_seq_cst);
@@ -353,10 +372,11 @@ absl::Status QueueRing::WaitForData(uint64_t head, LazyDeadline* deadline) {
   QueueSide& c = h_->consumer;
   QueueWaiters& w = h_->waiters;
   if (!deadline->NoWait()) {
-    for (int i = 0, pause = 1; i < kSpins; i += pause, pause = std::min(pause * 2, kMaxPause)) {
-      for (int j = 0; j < pause; ++j) CpuRelax();
-      c.cached_other = h_->tail.word.load(std::memory_order_acquire);
-      if (PosUnits(c.cached_other) != PosUnits(head)) return absl::OkStatus();
+    if (Poll([&] {
+          c.cached_other = h_->tail.word.load(std::memory_order_acquire);
+          return PosUnits(c.cached_other) != PosUnits(head);
+        })) {
+      return absl::OkStatus();
     }
     for (;;) {
       const uint32_t seq = w.data_seq.load(std::memory_order_seq_cst);
