@@ -273,6 +273,17 @@ class PmapOwn(Base):
         self.assertEqual(rc, 1)
         self.assertIn(b"/nonexistent", err)
 
+    def test_script_without_shebang_runs_like_in_sh(self):
+        d = tempfile.mkdtemp(dir=self.tmp)
+        with open(os.path.join(d, "noshebang"), "w") as f:
+            f.write("echo script:$1\n")
+        os.chmod(os.path.join(d, "noshebang"), 0o755)
+        env = self.env()
+        env["PATH"] = d + ":" + env["PATH"]
+        p = subprocess.run([PMAP, "-k", "noshebang", ":::", "a", "b"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual((p.returncode, p.stdout), (0, b"script:a\nscript:b\n"), p.stderr)
+
     def _wait_for_pids(self, d, names, per_file):
         deadline = time.time() + 10
         while time.time() < deadline:

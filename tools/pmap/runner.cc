@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <optional>
@@ -286,7 +287,20 @@ absl::Status Runner::Impl::Setup() {
   std::string prog = t_.DirectProgram();
   if (!prog.empty()) {
     absl::StatusOr<std::string> path = FindExecutable(prog);
-    if (path.ok()) direct_path_ = *path;  // else sh reports "not found"
+    // Not found: sh reports it. A file that is neither ELF nor "#!" would
+    // fail execve with ENOEXEC, where sh runs it as a script: use sh.
+    if (path.ok()) {
+      char magic[4] = {0, 0, 0, 0};
+      int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        ssize_t n = ::read(fd, magic, sizeof(magic));
+        ::close(fd);
+        if ((n == 4 && memcmp(magic, "\x7f" "ELF", 4) == 0) ||
+            (n >= 2 && magic[0] == '#' && magic[1] == '!')) {
+          direct_path_ = *path;
+        }
+      }
+    }
   }
 
   slots_.assign(o_.jobs + 1, false);
