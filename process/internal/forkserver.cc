@@ -270,9 +270,8 @@ absl::StatusOr<ForkServerChild> ForkServerStart(const ChildPayload& payload) {
     return absl::UnavailableError(
         absl::StrCat("forkserver: no reply: ", s.message()));
   }
-  if (pid <= 0) {
-    return absl::ErrnoToStatus(-pid, "forkserver: fork");
-  }
+  if (pid < 0) return absl::ErrnoToStatus(-pid, "forkserver: fork");
+  if (pid == 0) return absl::InternalError("forkserver: replied pid 0");
   return ForkServerChild{pid, std::move(status.read)};
 }
 
