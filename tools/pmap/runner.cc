@@ -448,7 +448,7 @@ void Runner::Impl::Launch(std::unique_ptr<Job> job, double now) {
     for (Captured* c : {&job->out, &job->err}) {
       absl::StatusOr<UniqueFd> f = TempFile();
       if (!f.ok()) {
-        Error(f.status().ToString());
+        Error(f.status().message());
         fatal_ = true;
         slots_[slot] = false;
         return;
@@ -461,7 +461,7 @@ void Runner::Impl::Launch(std::unique_ptr<Job> job, double now) {
     absl::StatusOr<FdPair> po = MakePipe(O_NONBLOCK);
     absl::StatusOr<FdPair> pe = MakePipe(O_NONBLOCK);
     if (!po.ok() || !pe.ok()) {
-      Error((po.ok() ? pe.status() : po.status()).ToString());
+      Error((po.ok() ? pe.status() : po.status()).message());
       fatal_ = true;
       slots_[slot] = false;
       return;
@@ -484,7 +484,7 @@ void Runner::Impl::Launch(std::unique_ptr<Job> job, double now) {
     absl::StatusOr<pid_t> pid = Spawn(so);
     last_launch_ = now;
     if (!pid.ok()) {
-      Error(pid.status().ToString());
+      Error(pid.status().message());
       job->pid = -1;
       Finish(std::move(job), 127 << 8, now);
       return;
@@ -503,7 +503,7 @@ void Runner::Impl::Launch(std::unique_ptr<Job> job, double now) {
   if (!pid.ok()) {
     // Only without a shell (-q): the program itself is missing. Report it
     // like sh does, as a job that exited 127.
-    Error(pid.status().ToString());
+    Error(pid.status().message());
     job->pid = -1;
     Finish(std::move(job), 127 << 8, now);
     return;
