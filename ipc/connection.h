@@ -78,7 +78,9 @@ class Connection {
   absl::Status Send(const T& value) {
     send_buffer_.clear();
     EncodeTo(value, &send_buffer_);
-    return SendBytes(send_buffer_);
+    absl::Status s = SendBytes(send_buffer_);
+    TrimBuffer(&send_buffer_);
+    return s;
   }
 
   // Connection::Recv()
@@ -92,6 +94,7 @@ class Connection {
     if (!s.ok()) return s;
     T value{};
     s = DecodeInto(recv_buffer_, &value);
+    TrimBuffer(&recv_buffer_);
     if (!s.ok()) return s;
     return value;
   }
@@ -163,6 +166,11 @@ class Connection {
   // Marks the stream out of sync after a failed receive (Python closes a
   // connection that is not writable).
   void BreakReading();
+  // Frees a scratch buffer that grew past 16 MiB (one huge message should
+  // not pin its memory for the connection's life).
+  static void TrimBuffer(std::string* buffer) {
+    if (buffer->capacity() > (size_t{16} << 20)) std::string().swap(*buffer);
+  }
 
   UniqueFd fd_;
   bool readable_ = false;

@@ -86,14 +86,18 @@ TEST(ConnectionTest, TypedSendRecv) {
 }
 
 TEST(ConnectionTest, GarbageInsteadOfCodecValueIsAnErrorAndConsumed) {
-  auto [a, b] = MakePipe();
-  ASSERT_TRUE(a.SendBytes("definitely not a codec message").ok());
-  ASSERT_TRUE(a.Send(int64_t{5}).ok());
-  ASSERT_TRUE(a.Send(int64_t{6}).ok());
-  EXPECT_EQ(b.Recv<int64_t>().status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_EQ(b.Recv<int32_t>().status().code(),
-            absl::StatusCode::kInvalidArgument);  // wrong type
-  EXPECT_EQ(*b.Recv<int64_t>(), 6);
+  testing::LeakCheck leaks;
+  {
+    auto [a, b] = MakePipe();
+    ASSERT_TRUE(a.SendBytes("definitely not a codec message").ok());
+    ASSERT_TRUE(a.Send(int64_t{5}).ok());
+    ASSERT_TRUE(a.Send(int64_t{6}).ok());
+    EXPECT_EQ(b.Recv<int64_t>().status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_EQ(b.Recv<int32_t>().status().code(),
+              absl::StatusCode::kInvalidArgument);  // wrong type
+    EXPECT_EQ(*b.Recv<int64_t>(), 6);
+  }
+  EXPECT_TRUE(leaks.Verify().ok());
 }
 
 TEST(ConnectionTest, SimplexPipeDirections) {
@@ -151,18 +155,22 @@ TEST(ConnectionTest, ClosedConnectionIsFailedPrecondition) {
 }
 
 TEST(ConnectionTest, MaxLengthExceededMarksUnreadable) {
-  auto [a, b] = MakePipe();
-  ASSERT_TRUE(a.SendBytes(std::string(100, 'x')).ok());
-  absl::StatusOr<std::string> m = b.RecvBytes(10);
-  EXPECT_EQ(m.status().code(), absl::StatusCode::kResourceExhausted) << m.status();
-  EXPECT_FALSE(b.readable());
-  EXPECT_TRUE(b.writable());
-  EXPECT_EQ(b.RecvBytes().status().code(), absl::StatusCode::kFailedPrecondition);
-  // Python closes a read-only connection in this case.
-  auto [r, w] = MakePipe(false);
-  ASSERT_TRUE(w.SendBytes(std::string(100, 'x')).ok());
-  EXPECT_EQ(r.RecvBytes(10).status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_TRUE(r.closed());
+  testing::LeakCheck leaks;
+  {
+    auto [a, b] = MakePipe();
+    ASSERT_TRUE(a.SendBytes(std::string(100, 'x')).ok());
+    absl::StatusOr<std::string> m = b.RecvBytes(10);
+    EXPECT_EQ(m.status().code(), absl::StatusCode::kResourceExhausted) << m.status();
+    EXPECT_FALSE(b.readable());
+    EXPECT_TRUE(b.writable());
+    EXPECT_EQ(b.RecvBytes().status().code(), absl::StatusCode::kFailedPrecondition);
+    // Python closes a read-only connection in this case.
+    auto [r, w] = MakePipe(false);
+    ASSERT_TRUE(w.SendBytes(std::string(100, 'x')).ok());
+    EXPECT_EQ(r.RecvBytes(10).status().code(), absl::StatusCode::kResourceExhausted);
+    EXPECT_TRUE(r.closed());
+  }
+  EXPECT_TRUE(leaks.Verify().ok());
 }
 
 // Writes raw bytes to the peer of `b`.
@@ -192,51 +200,59 @@ TEST(ConnectionTest, HeaderClaimingATerabyteAllocatesOnlyWhatArrives) {
 }
 
 TEST(ConnectionTest, TruncatedFramesAndCorruptHeaders) {
+  testing::LeakCheck leaks;
   {
-    auto [a, b] = MakePipe();
-    WriteRaw(a, std::string("\0\0", 2));  // half a header
-    ASSERT_TRUE(a.Close().ok());
-    EXPECT_EQ(b.RecvBytes().status().code(), absl::StatusCode::kDataLoss);
+    {
+      auto [a, b] = MakePipe();
+      WriteRaw(a, std::string("\0\0", 2));  // half a header
+      ASSERT_TRUE(a.Close().ok());
+      EXPECT_EQ(b.RecvBytes().status().code(), absl::StatusCode::kDataLoss);
+    }
+    {
+      auto [a, b] = MakePipe();
+      WriteRaw(a, std::string("\0\0\0\x64" "ten bytes!", 14));  // 100 promised
+      ASSERT_TRUE(a.Close().ok());
+      absl::StatusOr<std::string> m = b.RecvBytes();
+      EXPECT_EQ(m.status().code(), absl::StatusCode::kDataLoss);
+      EXPECT_NE(m.status().message().find("mid-message"), std::string::npos);
+    }
+    {
+      auto [a, b] = MakePipe();
+      WriteRaw(a, "\xff\xff\xff\xff\0\0");  // long header cut short
+      ASSERT_TRUE(a.Close().ok());
+      EXPECT_EQ(b.RecvBytes().status().code(), absl::StatusCode::kDataLoss);
+    }
+    {
+      auto [a, b] = MakePipe();
+      WriteRaw(a, "\xff\xff\xff\xf0");  // negative length
+      EXPECT_EQ(b.RecvBytes().status().code(), absl::StatusCode::kDataLoss);
+      EXPECT_FALSE(b.readable());
+    }
   }
-  {
-    auto [a, b] = MakePipe();
-    WriteRaw(a, std::string("\0\0\0\x64" "ten bytes!", 14));  // 100 promised
-    ASSERT_TRUE(a.Close().ok());
-    absl::StatusOr<std::string> m = b.RecvBytes();
-    EXPECT_EQ(m.status().code(), absl::StatusCode::kDataLoss);
-    EXPECT_NE(m.status().message().find("mid-message"), std::string::npos);
-  }
-  {
-    auto [a, b] = MakePipe();
-    WriteRaw(a, "\xff\xff\xff\xff\0\0");  // long header cut short
-    ASSERT_TRUE(a.Close().ok());
-    EXPECT_EQ(b.RecvBytes().status().code(), absl::StatusCode::kDataLoss);
-  }
-  {
-    auto [a, b] = MakePipe();
-    WriteRaw(a, "\xff\xff\xff\xf0");  // negative length
-    EXPECT_EQ(b.RecvBytes().status().code(), absl::StatusCode::kDataLoss);
-    EXPECT_FALSE(b.readable());
-  }
+  EXPECT_TRUE(leaks.Verify().ok());
 }
 
 TEST(ConnectionTest, RecvBytesIntoSpan) {
-  auto [a, b] = MakePipe();
-  ASSERT_TRUE(a.SendBytes("short").ok());
-  ASSERT_TRUE(a.SendBytes("a much longer message").ok());
-  ASSERT_TRUE(a.SendBytes("next").ok());
-  char buf[8];
-  absl::StatusOr<size_t> n = b.RecvBytesInto(absl::MakeSpan(buf));
-  ASSERT_TRUE(n.ok());
-  EXPECT_EQ(std::string(buf, *n), "short");
-  std::string whole;
-  n = b.RecvBytesInto(absl::MakeSpan(buf), &whole);
-  EXPECT_EQ(n.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(whole, "a much longer message");
-  // Still usable, as after Python's BufferTooShort.
-  n = b.RecvBytesInto(absl::MakeSpan(buf));
-  ASSERT_TRUE(n.ok());
-  EXPECT_EQ(std::string(buf, *n), "next");
+  testing::LeakCheck leaks;
+  {
+    auto [a, b] = MakePipe();
+    ASSERT_TRUE(a.SendBytes("short").ok());
+    ASSERT_TRUE(a.SendBytes("a much longer message").ok());
+    ASSERT_TRUE(a.SendBytes("next").ok());
+    char buf[8];
+    absl::StatusOr<size_t> n = b.RecvBytesInto(absl::MakeSpan(buf));
+    ASSERT_TRUE(n.ok());
+    EXPECT_EQ(std::string(buf, *n), "short");
+    std::string whole;
+    n = b.RecvBytesInto(absl::MakeSpan(buf), &whole);
+    EXPECT_EQ(n.status().code(), absl::StatusCode::kResourceExhausted);
+    EXPECT_EQ(whole, "a much longer message");
+    // Still usable, as after Python's BufferTooShort.
+    n = b.RecvBytesInto(absl::MakeSpan(buf));
+    ASSERT_TRUE(n.ok());
+    EXPECT_EQ(std::string(buf, *n), "next");
+  }
+  EXPECT_TRUE(leaks.Verify().ok());
 }
 
 TEST(ConnectionTest, RecvBytesIntoStringReusesCapacity) {
