@@ -11,6 +11,7 @@
 #include <exception>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -219,6 +220,63 @@ TEST(ForkWarningTest, SingleThreadedForkDoesNotWarn) {
   ASSERT_TRUE(code.ok());
   EXPECT_EQ(*code, 0);
   EXPECT_EQ(err, "");
+}
+
+// ---- the boot environment variable, with bad values ------------------------
+
+// Runs fork_warning_helper (no MP_REGISTER in it) with `boot` as
+// MP_PROCESS_BOOT and `input` on fd 3; returns {exit code, stderr}.
+std::pair<int, std::string> RunWithBoot(const std::string& boot,
+                                        const std::string& input) {
+  absl::StatusOr<mp::FdPair> err = mp::MakePipe();
+  absl::StatusOr<mp::FdPair> in = mp::MakePipe();
+  EXPECT_TRUE(err.ok() && in.ok());
+  if (!err.ok() || !in.ok()) return {-1000, ""};
+  EXPECT_TRUE(mp::WriteAll(in->write.get(), input).ok());
+  in->write.reset();
+  mp::SpawnOptions opts;
+  opts.argv = {Helper("fork_warning_helper"), "0"};
+  opts.env = std::vector<std::string>{"MP_PROCESS_BOOT=" + boot};
+  opts.fds = {{2, err->write.get()}, {3, in->read.get()}};
+  absl::StatusOr<pid_t> pid = mp::Spawn(opts);
+  EXPECT_TRUE(pid.ok()) << pid.status();
+  if (!pid.ok()) return {-1000, ""};
+  err->write.reset();
+  std::string text = ReadAll(err->read.get());
+  absl::StatusOr<int> code = mp::WaitPid(*pid);
+  EXPECT_TRUE(code.ok());
+  return {code.ok() ? *code : -1000, text};
+}
+
+TEST(BootTest, MalformedBootVariableIsIgnored) {
+  for (const char* boot : {"", "spawn", "spawn:x:0", "fork:3:0", "spawn:3"}) {
+    std::pair<int, std::string> r = RunWithBoot(boot, "");
+    EXPECT_EQ(r.first, 0) << boot << ": " << r.second;  // ran its main()
+    EXPECT_NE(r.second.find("ignoring malformed MP_PROCESS_BOOT"),
+              std::string::npos)
+        << boot << ": " << r.second;
+  }
+}
+
+TEST(BootTest, CorruptPayloadExitsOneWithAMessage) {
+  for (std::string payload :
+       {std::string(), std::string("garbage"), std::string(100, '\xb5')}) {
+    std::pair<int, std::string> r = RunWithBoot("spawn:3:0", payload);
+    EXPECT_EQ(r.first, 1) << r.second;
+    EXPECT_NE(r.second.find("mp: spawned child: bad payload"),
+              std::string::npos)
+        << r.second;
+  }
+}
+
+TEST(BootTest, MissingRegistrationsAbortInsteadOfRunningMain) {
+  // The child expects more registrations than the program has: it reaches
+  // main(), and its first Process::Start() aborts with an explanation.
+  std::pair<int, std::string> r = RunWithBoot("spawn:3:5", "");
+  EXPECT_EQ(r.first, -SIGABRT) << r.second;
+  EXPECT_NE(r.second.find("found only 0 of its 5 MP_REGISTER registrations"),
+            std::string::npos)
+      << r.second;
 }
 
 }  // namespace
