@@ -457,7 +457,11 @@ void Runner::Impl::Launch(std::unique_ptr<Job> job, double now) {
     }
     so.fds.push_back({1, job->out.file.get()});
     so.fds.push_back({2, job->err.file.get()});
-  } else if (o_.output == OutputMode::kLineBuffer) {
+  }
+  // --line-buffer: pipes; their write ends close when `child_ends` goes out
+  // of scope, right after Spawn() gave copies to the child.
+  std::vector<UniqueFd> child_ends;
+  if (o_.output == OutputMode::kLineBuffer && !o_.keep_order) {
     absl::StatusOr<FdPair> po = MakePipe(O_NONBLOCK);
     absl::StatusOr<FdPair> pe = MakePipe(O_NONBLOCK);
     if (!po.ok() || !pe.ok()) {
@@ -473,25 +477,8 @@ void Runner::Impl::Launch(std::unique_ptr<Job> job, double now) {
     so.fds.push_back({2, pe->write.get()});
     job->out_pipe = std::move(po->read);
     job->err_pipe = std::move(pe->read);
-    job->out_line.clear();
-    job->err_line.clear();
-    // Write ends close when `po`/`pe` go out of scope, after Spawn().
-    so.new_process_group = true;
-    so.signal_mask = empty_mask_;
-    so.parent_death_signal = SIGTERM;
-    job->start_wall = WallNow();
-    job->start_mono = now;
-    absl::StatusOr<pid_t> pid = Spawn(so);
-    last_launch_ = now;
-    if (!pid.ok()) {
-      Error(pid.status().message());
-      job->pid = -1;
-      Finish(std::move(job), 127 << 8, now);
-      return;
-    }
-    job->pid = *pid;
-    running_[*pid] = std::move(job);
-    return;
+    child_ends.push_back(std::move(po->write));
+    child_ends.push_back(std::move(pe->write));
   }
   so.new_process_group = true;
   so.signal_mask = empty_mask_;
@@ -501,8 +488,8 @@ void Runner::Impl::Launch(std::unique_ptr<Job> job, double now) {
   absl::StatusOr<pid_t> pid = Spawn(so);
   last_launch_ = now;
   if (!pid.ok()) {
-    // Only without a shell (-q): the program itself is missing. Report it
-    // like sh does, as a job that exited 127.
+    // The program itself is missing or not executable (-q, or a vanished
+    // direct program): report it like sh does, as a job that exited 127.
     Error(pid.status().message());
     job->pid = -1;
     Finish(std::move(job), 127 << 8, now);
