@@ -60,6 +60,15 @@ bool ShmemHugePagesAllowed() {
 
 }  // namespace
 
+namespace {
+std::string* g_name_prefix = nullptr;  // nullptr: "psm_"
+}  // namespace
+
+void shm_internal::SetNamePrefixForTesting(absl::string_view prefix) {
+  delete g_name_prefix;
+  g_name_prefix = new std::string(prefix);
+}
+
 std::string RandomSharedMemoryName() {
   uint32_t r = 0;
   if (::getrandom(&r, sizeof(r), 0) != sizeof(r)) {
@@ -68,7 +77,8 @@ std::string RandomSharedMemoryName() {
     r = static_cast<uint32_t>(::getpid()) * 2654435761u ^
         static_cast<uint32_t>(reinterpret_cast<uintptr_t>(&r));
   }
-  return absl::StrFormat("psm_%08x", r);
+  return absl::StrFormat("%s%08x",
+                         g_name_prefix != nullptr ? *g_name_prefix : "psm_", r);
 }
 
 SharedMemory::SharedMemory(SharedMemory&& other) noexcept

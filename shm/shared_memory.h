@@ -142,6 +142,14 @@ class SharedMemory {
 // A fresh name in Python's format: `psm_` and 8 hex digits.
 std::string RandomSharedMemoryName();
 
+namespace shm_internal {
+// SetNamePrefixForTesting()
+//
+// Makes `RandomSharedMemoryName()` in this process use `prefix` instead of
+// "psm_", so that a test's /dev/shm leak check sees only its own segments.
+void SetNamePrefixForTesting(absl::string_view prefix);
+}  // namespace shm_internal
+
 }  // namespace mp
 
 #endif  // MP_SHM_SHARED_MEMORY_H_

@@ -5,11 +5,24 @@
 
 #include <atomic>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "process/leak_check.h"
 
 namespace mp {
 namespace {
+
+// Segments made by this test process get a name prefix of their own, so
+// that the /dev/shm leak check ignores other tests' segments.
+std::string TestPrefix() {
+  static const std::string prefix = [] {
+    std::string p = absl::StrCat("psm_", getpid(), "_");
+    shm_internal::SetNamePrefixForTesting(p);
+    return p;
+  }();
+  return prefix;
+}
+
 
 struct Counter {
   explicit Counter(int start) : n(start) {}
@@ -22,7 +35,7 @@ struct Other {
 
 TEST(SharedObjectTest, CreateAttachAndForkShareOneObject) {
   { absl::StatusOr<SharedObject<Other>> warm = SharedObject<Other>::Create(); }
-  testing::LeakCheck leaks("psm_");
+  testing::LeakCheck leaks(TestPrefix());
   {
     absl::StatusOr<SharedObject<Counter>> c = SharedObject<Counter>::Create(5);
     ASSERT_TRUE(c.ok()) << c.status();

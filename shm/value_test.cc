@@ -16,6 +16,18 @@
 namespace mp {
 namespace {
 
+// Segments made by this test process get a name prefix of their own, so
+// that the /dev/shm leak check ignores other tests' segments.
+std::string TestPrefix() {
+  static const std::string prefix = [] {
+    std::string p = absl::StrCat("psm_", getpid(), "_");
+    shm_internal::SetNamePrefixForTesting(p);
+    return p;
+  }();
+  return prefix;
+}
+
+
 pid_t SpawnHelper(std::vector<std::string> args) {
   SpawnOptions o;
   o.argv = {absl::StrCat(std::getenv("TEST_SRCDIR"), "/",
@@ -93,7 +105,7 @@ TEST_F(ValueTest, AttachRejectsOtherTypesAndShapes) {
 }
 
 TEST_F(ValueTest, ForkAndSpawnedChildrenIncrementUnderTheLock) {
-  testing::LeakCheck leaks("psm_");
+  testing::LeakCheck leaks(TestPrefix());
   {
     absl::StatusOr<Value<int64_t>> v = Value<int64_t>::Create(0);
     ASSERT_TRUE(v.ok());
@@ -163,7 +175,7 @@ TEST_F(ValueTest, ArraysOfSizeZeroAndRawArrays) {
 }
 
 TEST_F(ValueTest, SpawnedChildFillsAnArrayByName) {
-  testing::LeakCheck leaks("psm_");
+  testing::LeakCheck leaks(TestPrefix());
   {
     absl::StatusOr<Array<int32_t>> a = Array<int32_t>::Create(100);
     ASSERT_TRUE(a.ok());

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/time/clock.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "process/leak_check.h"
 #include "sync/guard.h"
@@ -17,6 +18,18 @@
 
 namespace mp {
 namespace {
+
+// Segments made by this test process get a name prefix of their own, so
+// that the /dev/shm leak check ignores other tests' segments.
+std::string TestPrefix() {
+  static const std::string prefix = [] {
+    std::string p = absl::StrCat("psm_", getpid(), "_");
+    shm_internal::SetNamePrefixForTesting(p);
+    return p;
+  }();
+  return prefix;
+}
+
 
 using sync_testing::CountedLock;
 using sync_testing::Eventually;
@@ -257,7 +270,7 @@ TEST(LockTest, GuardReleasesAtScopeEnd) {
 TEST(LockTest, SpawnedProcessesAttachByName) {
   absl::StatusOr<SharedObject<CountedLock>> warm = SharedObject<CountedLock>::Create();
   ASSERT_TRUE(warm.ok());
-  testing::LeakCheck leaks("psm_");
+  testing::LeakCheck leaks(TestPrefix());
   {
     absl::StatusOr<SharedObject<CountedLock>> shared =
         SharedObject<CountedLock>::Create();

@@ -15,10 +15,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "process/fd.h"
 
 namespace mp {
 namespace shm_internal {
@@ -44,6 +47,7 @@ std::mutex g_mu;
 Table* g_table = nullptr;    // this process's (or, after fork, the parent's)
 pid_t g_table_pid = 0;       // the process the tracker of g_table watches
 size_t g_high = 0;           // entries at and above this index are free
+bool g_clone_only = false;   // UseCloneTrackerForTesting()
 
 // A fork() while another thread holds g_mu must not leave the child's copy
 // locked forever.
@@ -154,12 +158,12 @@ MP_TRACKER_CODE int IntermediateMain(void* arg) {
 
 constexpr size_t kStackSize = 64 * 1024;
 
-// Starts the tracker. It is cloned with CLONE_VM — it shares this process's
-// memory instead of copying it — so it pins nothing: a fork()ed helper would
-// keep every page this process had at that moment alive (copy-on-write)
-// until the process exits. After the creator dies the tracker keeps the
-// address space alive only for the few system calls of the clean-up.
-absl::Status StartTrackerLocked() {
+// The fallback tracker, for when this program cannot re-execute itself (mp
+// loaded with dlopen into a program that does not link it): cloned with
+// CLONE_VM, sharing this process's memory instead of copying it, so it pins
+// nothing. Its weakness: the kernel's OOM killer kills every process sharing
+// the victim's memory, tracker included.
+absl::Status StartTrackerCloneLocked() {
   void* mem = ::mmap(nullptr, sizeof(Table), PROT_READ | PROT_WRITE,
                      MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (mem == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap tracker table");
@@ -213,6 +217,186 @@ absl::Status StartTrackerLocked() {
   return absl::OkStatus();
 }
 
+// --- The exec'd tracker ------------------------------------------------------
+//
+// The preferred tracker is this very program re-executed (/proc/self/exe)
+// with MP_SHM_TRACKER_PID set: a separate process with its own, fresh memory
+// (a fork()ed helper would pin every page the creator had at that moment,
+// copy-on-write, until it exits; a CLONE_VM helper dies with the creator
+// when the OOM killer strikes). The constructor below turns it into the
+// tracker before main() runs. The registry table comes as fd 3, a memfd
+// the creator maps MAP_SHARED and then closes.
+
+constexpr char kTrackerEnv[] = "MP_SHM_TRACKER_PID";
+constexpr int kTableFd = 3;
+
+[[noreturn]] void RunExecdTracker(Table* table, pid_t creator) {
+  const int pidfd = SysPidfdOpen(creator);  // ESRCH: already gone
+  table->tracker_pid.store(static_cast<int32_t>(::getpid()));
+  table->ready.store(1);
+  RawFutex(&table->ready, FUTEX_WAKE, 1u << 30, nullptr);
+  if (pidfd >= 0) {
+    struct pollfd p = {pidfd, POLLIN, 0};
+    while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+  } else if (pidfd != -ESRCH) {
+    const struct timespec tick = {0, 100 * 1000 * 1000};
+    while (::kill(creator, 0) == 0 || errno == EPERM) ::nanosleep(&tick, nullptr);
+  }
+  for (size_t i = 0; i < kEntries; ++i) {
+    Entry& e = table->entries[i];
+    if (e.state.load(std::memory_order_acquire) != kRegistered) continue;
+    char path[kNameCapacity + 2];
+    path[0] = '/';
+    const size_t n = ::strnlen(e.name, kNameCapacity - 1);
+    std::memcpy(path + 1, e.name, n);
+    path[n + 1] = '\0';
+    ::shm_unlink(path);  // ENOENT: already gone
+  }
+  ::_exit(0);
+}
+
+// Runs before main() (and before C++ static initializers of the program) in
+// every program linking mp's shared memory; returns at once unless this
+// process was started as a tracker.
+__attribute__((constructor(101))) void MaybeRunAsTracker() {
+  const char* pid = ::getenv(kTrackerEnv);
+  if (pid == nullptr) return;
+  const pid_t creator = static_cast<pid_t>(std::strtol(pid, nullptr, 10));
+  void* mem = ::mmap(nullptr, sizeof(Table), PROT_READ | PROT_WRITE,
+                     MAP_SHARED, kTableFd, 0);
+  if (creator <= 0 || mem == MAP_FAILED) ::_exit(1);
+  ::close(kTableFd);
+  RunExecdTracker(static_cast<Table*>(mem), creator);
+}
+
+// fork() without running pthread_atfork handlers (ours would deadlock on
+// g_mu, which the caller holds); the children only call async-signal-safe
+// functions before execve.
+pid_t ForkWithoutHandlers() {
+#if defined(__GLIBC__) && \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+  return ::_Fork();
+#else
+  return static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0));
+#endif
+}
+
+// Starts the exec'd tracker; on success `*table_out` is its mapped table.
+absl::Status StartTrackerExecLocked(Table** table_out) {
+  // fds at 10 or above, so that placing the table at fd 3 in the child
+  // cannot clobber the error pipe.
+  UniqueFd memfd(static_cast<int>(::syscall(SYS_memfd_create, "mp-shm-tracker",
+                                            MFD_CLOEXEC)));
+  if (!memfd.valid()) return absl::ErrnoToStatus(errno, "memfd_create");
+  UniqueFd table_fd(::fcntl(memfd.get(), F_DUPFD_CLOEXEC, 10));
+  if (!table_fd.valid()) return absl::ErrnoToStatus(errno, "fcntl");
+  memfd.reset();
+  if (::ftruncate(table_fd.get(), sizeof(Table)) != 0) {
+    return absl::ErrnoToStatus(errno, "ftruncate tracker table");
+  }
+  void* mem = ::mmap(nullptr, sizeof(Table), PROT_READ | PROT_WRITE,
+                     MAP_SHARED, table_fd.get(), 0);
+  if (mem == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap tracker table");
+  Table* table = static_cast<Table*>(mem);
+  auto fail = [&](absl::Status s) {
+    ::munmap(mem, sizeof(Table));
+    return s;
+  };
+  absl::StatusOr<FdPair> pipe = MakePipe();
+  if (!pipe.ok()) return fail(pipe.status());
+  UniqueFd err_read(::fcntl(pipe->read.get(), F_DUPFD_CLOEXEC, 10));
+  UniqueFd err_write(::fcntl(pipe->write.get(), F_DUPFD_CLOEXEC, 10));
+  pipe->read.reset();
+  pipe->write.reset();
+  if (!err_read.valid() || !err_write.valid()) {
+    return fail(absl::ErrnoToStatus(errno, "fcntl"));
+  }
+
+  // Everything the child needs is prepared here.
+  std::string env = absl::StrCat(kTrackerEnv, "=", ::getpid());
+  char* const envp[] = {env.data(), nullptr};
+  char name[] = "mp-shm-tracker";
+  char* const argv[] = {name, nullptr};
+  const int tfd = table_fd.get();
+  const int efd = err_write.get();
+
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);  // the tracker keeps them blocked
+  const pid_t mid = ForkWithoutHandlers();
+  if (mid == 0) {
+    const pid_t tracker = ForkWithoutHandlers();
+    if (tracker == 0) {
+      ::setsid();
+      int devnull = ::open("/dev/null", O_RDWR);
+      if (devnull >= 0) {
+        ::dup2(devnull, 0);
+        ::dup2(devnull, 1);
+        ::dup2(devnull, 2);
+      }
+      if (::dup2(tfd, kTableFd) == kTableFd) {
+        // Everything else >= 4 closes at exec (the error pipe already does).
+        if (::syscall(SYS_close_range, kTableFd + 1, ~0u,
+                      4 /*CLOSE_RANGE_CLOEXEC, Linux 5.11*/) != 0) {
+          for (int fd = kTableFd + 1; fd < 4096; ++fd) {
+            ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+          }
+        }
+        ::execve("/proc/self/exe", argv, envp);
+      }
+      const int err = errno;
+      ssize_t unused = ::write(efd, &err, sizeof(err));
+      (void)unused;
+      ::_exit(127);
+    }
+    ::_exit(tracker < 0 ? 1 : 0);
+  }
+  const int fork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  err_write.reset();
+  table_fd.reset();
+  if (mid < 0) return fail(absl::ErrnoToStatus(fork_errno, "fork shm tracker"));
+  int wstatus = 0;
+  while (::waitpid(mid, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+    return fail(absl::InternalError("fork shm tracker: the second fork failed"));
+  }
+  int child_errno = 0;
+  size_t got = 0;
+  absl::Status r = ReadExact(err_read.get(), &child_errno, sizeof(child_errno), &got);
+  if (r.ok()) {
+    return fail(absl::ErrnoToStatus(child_errno, "exec shm tracker"));
+  }
+  // EOF: the exec succeeded. Wait until the tracker watches us (it has its
+  // pidfd), so that a crash right after this function returns is still seen.
+  struct timespec ts = {0, 50 * 1000 * 1000};
+  for (int i = 0; i < 100 && table->ready.load() == 0; ++i) {
+    RawFutex(&table->ready, FUTEX_WAIT, 0, &ts);
+  }
+  if (table->ready.load() == 0) {
+    // Not our program after all (mp loaded with dlopen?). A late tracker
+    // would still find its table mapped: leave it.
+    return absl::DeadlineExceededError("exec'd shm tracker did not start");
+  }
+  *table_out = table;
+  return absl::OkStatus();
+}
+
+absl::Status StartTrackerLocked() {
+  Table* table = nullptr;
+  absl::Status s = g_clone_only ? absl::UnimplementedError("testing")
+                                : StartTrackerExecLocked(&table);
+  if (s.ok()) {
+    g_table = table;
+    g_table_pid = ::getpid();
+    g_high = 0;
+    return s;
+  }
+  return StartTrackerCloneLocked();
+}
+
 }  // namespace
 
 int SysPidfdOpen(pid_t pid) {
@@ -261,6 +445,11 @@ void UntrackSegment(absl::string_view name) {
       return;
     }
   }
+}
+
+void UseCloneTrackerForTesting() {
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_clone_only = true;
 }
 
 pid_t TrackerPid() {

@@ -10,14 +10,20 @@
 //   ...
 //   shm_internal::UntrackSegment("psm_1234abcd");   // after unlinking it
 //
-// Design: the registry is an anonymous MAP_SHARED table mapped before the
-// tracker is forked, so the creator holds no fd for it (nothing a fork child
-// could inherit and keep open, nothing a fd leak check sees). The tracker is a
-// grandchild (double fork: it is never our zombie), in its own session,
-// closes every inherited fd, blocks all signals, and waits on a pidfd of the
-// creator. When the creator exits it unlinks every name still registered and
-// exits, silently. A fork child of the creator that creates segments gets its
-// own tracker.
+// Design: the tracker is this program re-executed (/proc/self/exe, argv[0]
+// "mp-shm-tracker", MP_SHM_TRACKER_PID in its environment); a constructor in
+// tracker.cc takes over before main(). It is a separate process with fresh
+// memory (a fork()ed helper would pin the creator's pages copy-on-write), a
+// grandchild (double fork: never our zombie), in its own session, with
+// stdio on /dev/null, no other fd, and all signals blocked. It waits on a
+// pidfd of the creator. The registry is a memfd table that both map
+// MAP_SHARED; the creator closes its fd after mapping it, so it holds no fd
+// for the tracker (nothing a fork child could inherit, nothing a fd leak
+// check sees). When the creator exits the tracker unlinks every name still
+// registered and exits, silently. A fork child of the creator that creates
+// segments gets its own tracker. If the program cannot be re-executed (mp
+// loaded with dlopen), a CLONE_VM helper running raw system calls takes its
+// place.
 
 #ifndef MP_SHM_INTERNAL_TRACKER_H_
 #define MP_SHM_INTERNAL_TRACKER_H_
@@ -42,6 +48,10 @@ void UntrackSegment(absl::string_view name);
 
 // TrackerPid(): this process's tracker, or 0 when none runs yet.
 pid_t TrackerPid();
+
+// UseCloneTrackerForTesting(): trackers started from now on in this process
+// use the fallback (a CLONE_VM helper) instead of re-executing the program.
+void UseCloneTrackerForTesting();
 
 // Raw pidfd_open(2): the fd or -errno.
 int SysPidfdOpen(pid_t pid);
