@@ -175,6 +175,19 @@ TEST(CodecTest, DecodeIntoReusesStorage) {
   EXPECT_EQ(v.data(), data);
 }
 
+TEST(CodecTest, DecodeIntoOverwritesPreviousContents) {
+  std::vector<std::string> v = {"old long string", "b", "c"};
+  ASSERT_TRUE(mp::DecodeInto(mp::Encode(std::vector<std::string>{"x"}), &v).ok());
+  EXPECT_EQ(v, (std::vector<std::string>{"x"}));
+  std::vector<std::optional<Point>> ps = {Point{1, "one"}, std::nullopt};
+  std::vector<std::optional<Point>> in = {std::nullopt, Point{2, "two"}, Point{3, ""}};
+  ASSERT_TRUE(mp::DecodeInto(mp::Encode(in), &ps).ok());
+  EXPECT_EQ(ps, in);
+  std::map<int, int> m = {{1, 1}, {2, 2}};
+  ASSERT_TRUE(mp::DecodeInto(mp::Encode(std::map<int, int>{{3, 3}}), &m).ok());
+  EXPECT_EQ(m, (std::map<int, int>{{3, 3}}));
+}
+
 TEST(CodecTest, LargeBitwiseVector) {
   std::vector<int64_t> v(1 << 20);
   for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<int64_t>(i * 7);

@@ -232,11 +232,11 @@ struct Codec<std::vector<T, A>> {
     CheckElement<T>();
     size_t n = 0;
     if (!r.ReadCount(&n, CodecOf<T>::kMinSize, "vector")) return false;
-    v->clear();
     if constexpr (CodecOf<T>::kBitwise) {
       v->resize(n);
       return r.Read(v->data(), n * sizeof(T));
     } else if constexpr (std::is_same<T, bool>::value) {
+      v->clear();
       v->reserve(n);
       for (size_t i = 0; i < n; ++i) {
         bool b = false;
@@ -245,10 +245,10 @@ struct Codec<std::vector<T, A>> {
       }
       return true;
     } else {
-      v->reserve(n);
-      for (size_t i = 0; i < n; ++i) {
-        v->emplace_back();
-        if (!CodecOf<T>::Decode(r, &v->back())) return false;
+      // Decoding into existing elements reuses their storage (DecodeInto).
+      v->resize(n);
+      for (auto& e : *v) {
+        if (!CodecOf<T>::Decode(r, &e)) return false;
       }
       return true;
     }
