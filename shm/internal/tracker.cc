@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
@@ -314,8 +315,17 @@ absl::Status StartTrackerExecLocked(Table** table_out) {
   }
 
   // Everything the child needs is prepared here.
+  // Our environment (LD_LIBRARY_PATH and the like may be needed to start)
+  // plus the tracker's variable.
   std::string env = absl::StrCat(kTrackerEnv, "=", ::getpid());
-  char* const envp[] = {env.data(), nullptr};
+  std::vector<char*> envp;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    if (std::strncmp(*e, kTrackerEnv, sizeof(kTrackerEnv) - 1) != 0) {
+      envp.push_back(*e);
+    }
+  }
+  envp.push_back(env.data());
+  envp.push_back(nullptr);
   char name[] = "mp-shm-tracker";
   char* const argv[] = {name, nullptr};
   const int tfd = table_fd.get();
@@ -343,7 +353,7 @@ absl::Status StartTrackerExecLocked(Table** table_out) {
             ::fcntl(fd, F_SETFD, FD_CLOEXEC);
           }
         }
-        ::execve("/proc/self/exe", argv, envp);
+        ::execve("/proc/self/exe", argv, envp.data());
       }
       const int err = errno;
       ssize_t unused = ::write(efd, &err, sizeof(err));
