@@ -94,8 +94,19 @@ class ResultState {
     cb();
   }
 
+  // Drives the pool until `ready()` or the timeout (see `Core::Drive`):
+  // returns 0 ready, 1 timed out, 2 busy (another thread drives).
+  using Driver =
+      std::function<int(const std::function<bool()>& ready, absl::Duration)>;
+  void set_driver(Driver driver) { driver_ = std::move(driver); }
+
   bool WaitFor(absl::Duration timeout) {
     if (ready_.load(std::memory_order_acquire)) return true;
+    if (driver_ && timeout > absl::ZeroDuration()) {
+      int r = driver_([this] { return ready(); }, timeout);
+      if (r == 0) return true;
+      if (r == 1) return ready();
+    }
     std::unique_lock<std::mutex> lock(mu_);
     if (timeout == absl::InfiniteDuration()) {
       cv_.wait(lock, [this] { return value_.has_value(); });
@@ -121,6 +132,7 @@ class ResultState {
   std::atomic<bool> ready_{false};
   std::vector<std::function<void()>> callbacks_;
   AsyncCallbacks<T> on_;
+  Driver driver_;
 };
 
 }  // namespace pool_internal

@@ -255,6 +255,18 @@ class Pool {
     operator AsyncResult<T>() const { return AsyncResult<T>(state); }
   };
 
+  // Lets a thread waiting on a result poll the workers itself.
+  template <typename T>
+  void SetDriver(pool_internal::ResultState<T>& state) {
+    std::weak_ptr<pool_internal::Core> weak = core_;
+    state.set_driver([weak](const std::function<bool()>& ready,
+                            absl::Duration timeout) {
+      std::shared_ptr<pool_internal::Core> core = weak.lock();
+      if (!core) return 2;
+      return static_cast<int>(core->Drive(ready, timeout));
+    });
+  }
+
   template <typename Runner, typename F>
   uint32_t AddFunction(F f) {
     auto key = pool_internal::KeyOf<Runner>(f);
@@ -444,6 +456,7 @@ Pool::Pending<R> Pool::ApplyImpl(F f, Tuple args, AsyncCallbacks<R> callbacks) {
     return Pending<R>{result};
   }
   uint32_t fn = AddFunction<Runner>(std::move(f));
+  SetDriver(*result);
   std::vector<pool_internal::Core::TaskSpec> specs(1);
   specs[0].function = fn;
   specs[0].payload = Encode(args);

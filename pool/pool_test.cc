@@ -9,6 +9,7 @@
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -221,6 +222,53 @@ TEST(PoolTest, SigkillNamesPidAndSignal) {
       << r.status();
   EXPECT_TRUE(absl::StrContains(r.status().message(), "killed by signal 9"))
       << r.status();
+  // The waiting thread saw the death itself; the handler still replaces it.
+  auto again = pool.Apply(Square, 4);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, 16);
+}
+
+TEST(PoolTest, ManyThreadsWaitingAtOnce) {
+  testing::LeakCheck leaks;
+  {
+    Pool pool(Opts(2));
+    std::atomic<int> wrong{0};
+    std::atomic<int> called{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 6; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < 150; ++i) {
+          int x = t * 1000 + i;
+          if (i % 10 == 0) {
+            pool.ApplyAsync(Square, std::make_tuple(x),
+                            AsyncCallbacks<int>{[&](const int&) { ++called; }, {}});
+          }
+          absl::StatusOr<int> v = pool.ApplyAsync(Square, x).Wait(absl::Seconds(30));
+          if (!v.ok() || *v != x * x) ++wrong;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(wrong.load(), 0);
+    pool.Close();
+    ASSERT_TRUE(pool.Join().ok());
+    EXPECT_EQ(called.load(), 6 * 15);
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST(PoolTest, TerminateWakesAWaitingThread) {
+  Pool pool(Opts(1));
+  AsyncResult<int> r = pool.ApplyAsync(SleepMs, 20000);
+  absl::Status got;
+  std::thread waiter([&] { got = r.Wait().status(); });
+  absl::SleepFor(absl::Milliseconds(100));
+  absl::Time start = absl::Now();
+  pool.Terminate();
+  waiter.join();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ(got.code(), absl::StatusCode::kCancelled);
+  ASSERT_TRUE(pool.Join().ok());
 }
 
 TEST(PoolTest, IdleWorkerKilledFromOutsideIsReplaced) {

@@ -102,7 +102,9 @@ bool Core::Cancel(uint64_t task_id) {
     done = std::move(it->second.done);
     tasks_.erase(it);  // its id stays in pending_ and is skipped
   }
-  if (done) done(absl::CancelledError("task cancelled"));
+  std::vector<Completion> completions;
+  completions.emplace_back(std::move(done), absl::CancelledError("task cancelled"));
+  RunCompletions(&completions);
   return true;
 }
 
@@ -119,9 +121,11 @@ int Core::CancelPending() {
     }
     pending_.clear();
   }
+  std::vector<Completion> completions;
   for (Done& d : dones) {
-    if (d) d(absl::CancelledError("task cancelled"));
+    completions.emplace_back(std::move(d), absl::CancelledError("task cancelled"));
   }
+  RunCompletions(&completions);
   return static_cast<int>(dones.size());
 }
 
@@ -152,7 +156,75 @@ void Core::Terminate() {
     }
     transport_->Wake();
   }
-  for (Completion& c : completions) c.first(std::move(c.second));
+  RunCompletions(&completions);
+}
+
+void Core::RunCompletions(std::vector<Completion>* completions,
+                          bool wake_driver) {
+  for (Completion& c : *completions) {
+    if (c.first) c.first(std::move(c.second));
+  }
+  if (!wake_driver || completions->empty()) return;
+  // Pairs with the fence in Drive(): either the driver sees the result
+  // ready, or we see it active and wake it.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (driver_active_.load()) transport_->WakeDriver();
+}
+
+Core::DriveResult Core::Drive(const std::function<bool()>& ready,
+                              absl::Duration timeout) {
+  {
+    // With many tasks in flight, results arrive in batches anyway, and two
+    // pollers would only wake each other: leave it to the handler.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (tasks_.size() > static_cast<size_t>(options_.processes)) {
+      return DriveResult::kBusy;
+    }
+  }
+  std::unique_lock<std::mutex> driving(drive_mu_, std::try_to_lock);
+  if (!driving.owns_lock()) return DriveResult::kBusy;
+  driver_active_.store(true);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const absl::Time deadline = timeout == absl::InfiniteDuration()
+                                  ? absl::InfiniteFuture()
+                                  : absl::Now() + timeout;
+  DriveResult result = DriveResult::kTimeout;
+  std::vector<TransportEvent> events;
+  std::vector<Completion> completions;
+  for (;;) {
+    if (ready()) {
+      result = DriveResult::kReady;
+      break;
+    }
+    absl::Duration left = deadline == absl::InfiniteFuture()
+                              ? absl::InfiniteDuration()
+                              : deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) break;
+    events.clear();
+    completions.clear();
+    absl::Status polled = transport_->PollForDriver(left, &events);
+    if (!polled.ok()) {
+      transport_->Wake();  // the handler deals with it
+      result = DriveResult::kBusy;
+      break;
+    }
+    if (events.empty()) continue;
+    bool wake_handler = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (TransportEvent& ev : events) {
+        if (ev.kind != TransportEvent::Kind::kResult) wake_handler = true;
+        HandleEvent(ev, &completions);
+      }
+      wake_handler |= Maintain(&completions, /*may_start_workers=*/false);
+      transport_->Flush();
+      wake_handler |= closed_ || terminating_ || !broken_.ok();
+    }
+    RunCompletions(&completions, /*wake_driver=*/false);
+    if (wake_handler) transport_->Wake();
+  }
+  driver_active_.store(false);
+  return result;
 }
 
 absl::Status Core::Join() {
@@ -318,11 +390,11 @@ void Core::HandleEvent(TransportEvent& ev, std::vector<Completion>* out) {
   }
 }
 
-void Core::Maintain(std::vector<Completion>* out) {
-  if (terminating_) return;
+bool Core::Maintain(std::vector<Completion>* out, bool may_start_workers) {
+  if (terminating_) return false;
   if (!broken_.ok()) {
     if (!tasks_.empty()) FailAll(broken_, out);
-    return;
+    return false;
   }
   const bool done = closed_ && tasks_.empty();
   if (done) {
@@ -332,7 +404,7 @@ void Core::Maintain(std::vector<Completion>* out) {
         transport_->StopWorker(w.id);
       }
     }
-    return;
+    return false;
   }
   // Retire workers that reached max_tasks_per_child, and idle workers whose
   // table is too old for every pending task.
@@ -352,14 +424,20 @@ void Core::Maintain(std::vector<Completion>* out) {
       transport_->StopWorker(w.id);
     }
   }
+  bool need_start = false;
   while (LiveWorkers() < options_.processes) {
+    if (!may_start_workers) {
+      need_start = true;
+      break;
+    }
     if (!StartOneWorker()) break;
   }
   if (!broken_.ok()) {
     FailAll(broken_, out);
-    return;
+    return false;
   }
   Dispatch();
+  return need_start;
 }
 
 void Core::Dispatch() {
@@ -451,9 +529,7 @@ void Core::HandlerLoop() {
              (terminating_ || (closed_ && tasks_.empty()) ||
               (!broken_.ok() && closed_));
     }
-    for (Completion& c : completions) {
-      if (c.first) c.first(std::move(c.second));
-    }
+    RunCompletions(&completions);
     if (exit) break;
   }
 }

@@ -19,6 +19,7 @@
 #ifndef MP_POOL_INTERNAL_CORE_H_
 #define MP_POOL_INTERNAL_CORE_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -34,6 +35,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "pool/internal/runner.h"
 #include "pool/internal/transport.h"
 
@@ -110,6 +112,16 @@ class Core {
   // True while the task is held by a worker (Python's `Future.running()`).
   bool IsSent(uint64_t task_id) const;
 
+  // Core::Drive()
+  //
+  // For a thread about to block until `ready()`: polls the workers itself
+  // (next to the handler thread) and handles what arrives, so that its
+  // result wakes it directly, saving a thread hop on a round trip. One
+  // driver at a time: kBusy when another thread drives (then wait as
+  // usual). Never starts workers (the handler does that).
+  enum class DriveResult { kReady, kTimeout, kBusy };
+  DriveResult Drive(const std::function<bool()>& ready, absl::Duration timeout);
+
   // Core::Close() / Terminate() / Join()
   //
   // Close: no new tasks; workers exit when all are done. Terminate: fails
@@ -146,7 +158,11 @@ class Core {
 
   void HandlerLoop();
   void HandleEvent(TransportEvent& ev, std::vector<Completion>* out);
-  void Maintain(std::vector<Completion>* out);
+  // Returns true when workers must be started (only the handler does).
+  bool Maintain(std::vector<Completion>* out, bool may_start_workers = true);
+  // Runs `Done` callbacks (no lock held), then wakes a polling driver.
+  void RunCompletions(std::vector<Completion>* completions,
+                      bool wake_driver = true);
   void Dispatch();
   void Break(absl::Status status, std::vector<Completion>* out);
   void FailAll(const absl::Status& status, std::vector<Completion>* out);
@@ -173,6 +189,9 @@ class Core {
   std::map<uint32_t, int> pending_functions_;  // function -> pending count
   std::vector<Worker> workers_;
   int64_t workers_started_ = 0;
+
+  std::mutex drive_mu_;  // held by the one driver
+  std::atomic<bool> driver_active_{false};
 
   std::mutex join_mu_;
   std::thread handler_;

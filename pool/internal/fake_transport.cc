@@ -62,14 +62,30 @@ void FakeTransport::KillWorker(WorkerId worker) {
 
 absl::Status FakeTransport::Poll(absl::Duration timeout,
                                  std::vector<TransportEvent>* events) {
+  return PollAs(&woken_, timeout, events);
+}
+
+absl::Status FakeTransport::PollForDriver(absl::Duration timeout,
+                                          std::vector<TransportEvent>* events) {
+  return PollAs(&driver_woken_, timeout, events);
+}
+
+void FakeTransport::WakeDriver() {
+  std::lock_guard<std::mutex> lock(mu_);
+  driver_woken_ = true;
+  cv_.notify_all();
+}
+
+absl::Status FakeTransport::PollAs(bool* woken, absl::Duration timeout,
+                                   std::vector<TransportEvent>* events) {
   std::unique_lock<std::mutex> lock(mu_);
-  auto ready = [this] { return woken_ || !events_.empty() || !to_run_.empty(); };
+  auto ready = [&] { return *woken || !events_.empty() || !to_run_.empty(); };
   if (timeout == absl::InfiniteDuration()) {
     cv_.wait(lock, ready);
   } else {
     cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout), ready);
   }
-  woken_ = false;
+  *woken = false;
   while (!to_run_.empty()) {
     Sent s = std::move(to_run_.front());
     to_run_.pop_front();

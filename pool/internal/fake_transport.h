@@ -55,6 +55,9 @@ class FakeTransport : public Transport {
   absl::Status Poll(absl::Duration timeout,
                     std::vector<TransportEvent>* events) override;
   void Wake() override;
+  absl::Status PollForDriver(absl::Duration timeout,
+                             std::vector<TransportEvent>* events) override;
+  void WakeDriver() override;
   std::string WorkerName(WorkerId worker) override;
   int64_t WorkerPid(WorkerId worker) override { return 1000 + worker; }
 
@@ -77,6 +80,9 @@ class FakeTransport : public Transport {
   std::mutex mu_;
   std::condition_variable cv_;
   bool woken_ = false;
+  bool driver_woken_ = false;
+  absl::Status PollAs(bool* woken, absl::Duration timeout,
+                      std::vector<TransportEvent>* events);
   WorkerId next_ = 1;
   std::set<WorkerId> live_;
   std::map<WorkerId, uint32_t> generation_;

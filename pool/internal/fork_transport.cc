@@ -135,16 +135,23 @@ void ReadBuffer::Consume(size_t n) {
 
 absl::StatusOr<std::unique_ptr<ForkTransport>> ForkTransport::Create(
     const FunctionTable* table, ForkTransportOptions options) {
-  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (fd < 0) return absl::ErrnoToStatus(errno, "eventfd");
-  Register(fd);
-  return std::unique_ptr<ForkTransport>(
-      new ForkTransport(table, std::move(options), UniqueFd(fd)));
+  UniqueFd wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake) return absl::ErrnoToStatus(errno, "eventfd");
+  UniqueFd driver_wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!driver_wake) return absl::ErrnoToStatus(errno, "eventfd");
+  Register(wake.get());
+  Register(driver_wake.get());
+  return std::unique_ptr<ForkTransport>(new ForkTransport(
+      table, std::move(options), std::move(wake), std::move(driver_wake)));
 }
 
 ForkTransport::ForkTransport(const FunctionTable* table,
-                             ForkTransportOptions options, UniqueFd wake)
-    : table_(table), options_(std::move(options)), wake_(std::move(wake)) {}
+                             ForkTransportOptions options, UniqueFd wake,
+                             UniqueFd driver_wake)
+    : table_(table),
+      options_(std::move(options)),
+      wake_(std::move(wake)),
+      driver_wake_(std::move(driver_wake)) {}
 
 ForkTransport::~ForkTransport() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -159,6 +166,7 @@ ForkTransport::~ForkTransport() {
   }
   procs_.clear();
   Unregister(wake_.get());
+  Unregister(driver_wake_.get());
 }
 
 absl::StatusOr<WorkerId> ForkTransport::StartWorker(uint32_t generation) {
@@ -406,6 +414,22 @@ void ForkTransport::Wake() {
   (void)n;  // EAGAIN: the counter is already non-zero
 }
 
+void ForkTransport::WakeDriver() {
+  uint64_t one = 1;
+  ssize_t n = ::write(driver_wake_.get(), &one, sizeof one);
+  (void)n;
+}
+
+absl::Status ForkTransport::Poll(absl::Duration timeout,
+                                 std::vector<TransportEvent>* events) {
+  return PollWith(wake_.get(), timeout, events);
+}
+
+absl::Status ForkTransport::PollForDriver(absl::Duration timeout,
+                                          std::vector<TransportEvent>* events) {
+  return PollWith(driver_wake_.get(), timeout, events);
+}
+
 std::string ForkTransport::WorkerName(WorkerId worker) {
   return absl::StrCat("pid ", WorkerPid(worker));
 }
@@ -519,13 +543,13 @@ void ForkTransport::ReapLocked(Proc& p, std::vector<TransportEvent>* events) {
   events->push_back(std::move(ev));
 }
 
-absl::Status ForkTransport::Poll(absl::Duration timeout,
-                                 std::vector<TransportEvent>* events) {
+absl::Status ForkTransport::PollWith(int wake_fd, absl::Duration timeout,
+                                     std::vector<TransportEvent>* events) {
   std::vector<struct pollfd> fds;
   std::vector<WorkerId> owners;  // per fd; 0 for the wake fd
   {
     std::lock_guard<std::mutex> lock(mu_);
-    fds.push_back({wake_.get(), POLLIN, 0});
+    fds.push_back({wake_fd, POLLIN, 0});
     owners.push_back(0);
     for (auto& [id, p] : procs_) {
       if (!p->eof) {
@@ -553,7 +577,7 @@ absl::Status ForkTransport::Poll(absl::Duration timeout,
   std::lock_guard<std::mutex> lock(mu_);
   if (fds[0].revents) {
     uint64_t v;
-    ssize_t r = ::read(wake_.get(), &v, sizeof v);
+    ssize_t r = ::read(wake_fd, &v, sizeof v);
     (void)r;
   }
   std::set<WorkerId> dead;
@@ -562,6 +586,7 @@ absl::Status ForkTransport::Poll(absl::Duration timeout,
     auto it = procs_.find(owners[i]);
     if (it == procs_.end()) continue;
     Proc& p = *it->second;
+    if (fds[i].fd != p.sock.get() && fds[i].fd != p.pidfd.get()) continue;
     if (fds[i].fd == p.pidfd.get()) {
       dead.insert(p.id);
       continue;
@@ -576,6 +601,7 @@ absl::Status ForkTransport::Poll(absl::Duration timeout,
   }
   for (WorkerId id : dead) {
     auto it = procs_.find(id);
+    if (it == procs_.end()) continue;  // the other poller reaped it
     Proc& p = *it->second;
     if (!p.eof) ReadLocked(p, events, /*drain=*/true);  // last results first
     ReapLocked(p, events);

@@ -82,6 +82,9 @@ class ForkTransport : public Transport {
   absl::Status Poll(absl::Duration timeout,
                     std::vector<TransportEvent>* events) override;
   void Wake() override;
+  absl::Status PollForDriver(absl::Duration timeout,
+                             std::vector<TransportEvent>* events) override;
+  void WakeDriver() override;
   std::string WorkerName(WorkerId worker) override;
   int64_t WorkerPid(WorkerId worker) override;
 
@@ -106,7 +109,9 @@ class ForkTransport : public Transport {
   };
 
   ForkTransport(const FunctionTable* table, ForkTransportOptions options,
-                UniqueFd wake);
+                UniqueFd wake, UniqueFd driver_wake);
+  absl::Status PollWith(int wake_fd, absl::Duration timeout,
+                        std::vector<TransportEvent>* events);
   bool FlushLocked(Proc& p);  // false: write error (worker gone)
   void ReadLocked(Proc& p, std::vector<TransportEvent>* events, bool drain);
   void ParseLocked(Proc& p, std::vector<TransportEvent>* events);
@@ -118,6 +123,7 @@ class ForkTransport : public Transport {
   const FunctionTable* table_;
   ForkTransportOptions options_;
   UniqueFd wake_;
+  UniqueFd driver_wake_;
   std::mutex mu_;
   WorkerId next_id_ = 1;
   std::map<WorkerId, std::unique_ptr<Proc>> procs_;

@@ -110,6 +110,17 @@ class Transport {
   // Makes a concurrent or the next `Poll()` return promptly.
   virtual void Wake() = 0;
 
+  // Transport::PollForDriver() / WakeDriver()
+  //
+  // The same as `Poll()` / `Wake()` for a second poller: a thread waiting
+  // for a result may poll the workers itself (see `Core::Drive`), so the
+  // result wakes it directly instead of going through the handler thread.
+  // Both pollers may run at once; each event goes to exactly one of them.
+  // `Wake()` never wakes the driver and `WakeDriver()` never the handler.
+  virtual absl::Status PollForDriver(absl::Duration timeout,
+                                     std::vector<TransportEvent>* events) = 0;
+  virtual void WakeDriver() = 0;
+
   // Transport::WorkerName()
   //
   // How errors name the worker ("pid 1234").
