@@ -24,56 +24,7 @@
 #include "process/leak_check.h"
 #include "process/spawn.h"
 
-// leak_check.cc throws when a process exits while it reads /proc (see
-// RetryingLeakCheck below), and then leaks its DIR (opendir);
-// under --config=asan LeakSanitizer would report it at exit. mp's process
-// code does not call opendir().
-extern "C" const char* __lsan_default_suppressions() {
-  return "leak:__alloc_dir\n";
-}
-
 namespace {
-
-// mp::testing::LeakCheck reads /proc/<pid>/stat of every process, and
-// libstdc++ throws when one of them exits in the middle of the read (any
-// process on the machine). Until leak_check.cc handles that, retry.
-// The exception also skips its closedir(): close the /proc directory fds it
-// leaves behind, so the retry does not report them.
-std::set<int> ProcDirFds() {
-  std::set<int> fds;
-  for (int fd = 0; fd < 1024; ++fd) {
-    char link[64];
-    char path[32];
-    std::snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-    ssize_t n = ::readlink(path, link, sizeof(link) - 1);
-    if (n == 5 && std::memcmp(link, "/proc", 5) == 0) fds.insert(fd);
-  }
-  return fds;
-}
-
-template <typename F>
-auto RetryingLeakCheck(F f) {
-  for (int attempt = 0;; ++attempt) {
-    std::set<int> before = ProcDirFds();
-    try {
-      return f();
-    } catch (const std::exception&) {
-      if (attempt == 10) throw;
-      for (int fd : ProcDirFds()) {
-        if (before.count(fd) == 0) ::close(fd);
-      }
-    }
-  }
-}
-
-mp::testing::LeakCheck NewLeakCheck() {
-  return RetryingLeakCheck([] { return mp::testing::LeakCheck(); });
-}
-
-absl::Status VerifyNoLeaks(const mp::testing::LeakCheck& leaks,
-                           absl::Duration grace = absl::Seconds(2)) {
-  return RetryingLeakCheck([&] { return leaks.Verify(grace); });
-}
 
 std::string Helper(const char* name) {
   return absl::StrCat(std::getenv("TEST_SRCDIR"), "/mp/process/", name);
@@ -152,7 +103,7 @@ INSTANTIATE_TEST_SUITE_P(AllStartMethods, DaemonTest,
                          });
 
 TEST_P(DaemonTest, DaemonChildDiesWithItsSigkilledParent) {
-  mp::testing::LeakCheck leaks = NewLeakCheck();
+  mp::testing::LeakCheck leaks;
   Running parent = Start({Helper("daemon_parent_helper"), GetParam(), "1"}, 1);
   ASSERT_GT(parent.pid, 0);
   int child = 0;
@@ -166,12 +117,12 @@ TEST_P(DaemonTest, DaemonChildDiesWithItsSigkilledParent) {
   EXPECT_TRUE(GoneWithin(child, absl::Seconds(10)));
   if (!Gone(child)) ::kill(child, SIGKILL);
   parent.out.reset();
-  absl::Status s = VerifyNoLeaks(leaks);
+  absl::Status s = leaks.Verify();
   EXPECT_TRUE(s.ok()) << s;
 }
 
 TEST_P(DaemonTest, NonDaemonChildOutlivesItsSigkilledParent) {
-  mp::testing::LeakCheck leaks = NewLeakCheck();
+  mp::testing::LeakCheck leaks;
   Running parent = Start({Helper("daemon_parent_helper"), GetParam(), "0"}, 1);
   ASSERT_GT(parent.pid, 0);
   int child = 0;
@@ -184,7 +135,7 @@ TEST_P(DaemonTest, NonDaemonChildOutlivesItsSigkilledParent) {
   ::kill(child, SIGKILL);  // ours to end: we started it (indirectly)
   EXPECT_TRUE(GoneWithin(child, absl::Seconds(10)));
   parent.out.reset();
-  absl::Status s = VerifyNoLeaks(leaks);
+  absl::Status s = leaks.Verify();
   EXPECT_TRUE(s.ok()) << s;
 }
 
@@ -198,7 +149,7 @@ int CountOccurrences(const std::string& text, const std::string& what) {
 }
 
 TEST(ForkWarningTest, ForkingWithThreadsWarnsOnce) {
-  mp::testing::LeakCheck leaks = NewLeakCheck();
+  mp::testing::LeakCheck leaks;
   Running r = Start({Helper("fork_warning_helper"), "1"}, 2);
   ASSERT_GT(r.pid, 0);
   std::string err = ReadAll(r.out.get());
@@ -208,7 +159,7 @@ TEST(ForkWarningTest, ForkingWithThreadsWarnsOnce) {
   EXPECT_EQ(CountOccurrences(err, "is multi-threaded"), 1) << err;
   EXPECT_NE(err.find("forkserver or spawn"), std::string::npos) << err;
   r.out.reset();
-  absl::Status s = VerifyNoLeaks(leaks);
+  absl::Status s = leaks.Verify();
   EXPECT_TRUE(s.ok()) << s;
 }
 

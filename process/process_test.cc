@@ -29,56 +29,7 @@
 #include "process/internal/pidfd.h"
 #include "process/leak_check.h"
 
-// leak_check.cc throws when a process exits while it reads /proc (see
-// RetryingLeakCheck below), and then leaks its DIR (opendir);
-// under --config=asan LeakSanitizer would report it at exit. mp's process
-// code does not call opendir().
-extern "C" const char* __lsan_default_suppressions() {
-  return "leak:__alloc_dir\n";
-}
-
 namespace {
-
-// mp::testing::LeakCheck reads /proc/<pid>/stat of every process, and
-// libstdc++ throws when one of them exits in the middle of the read (any
-// process on the machine). Until leak_check.cc handles that, retry.
-// The exception also skips its closedir(): close the /proc directory fds it
-// leaves behind, so the retry does not report them.
-std::set<int> ProcDirFds() {
-  std::set<int> fds;
-  for (int fd = 0; fd < 1024; ++fd) {
-    char link[64];
-    char path[32];
-    std::snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-    ssize_t n = ::readlink(path, link, sizeof(link) - 1);
-    if (n == 5 && std::memcmp(link, "/proc", 5) == 0) fds.insert(fd);
-  }
-  return fds;
-}
-
-template <typename F>
-auto RetryingLeakCheck(F f) {
-  for (int attempt = 0;; ++attempt) {
-    std::set<int> before = ProcDirFds();
-    try {
-      return f();
-    } catch (const std::exception&) {
-      if (attempt == 10) throw;
-      for (int fd : ProcDirFds()) {
-        if (before.count(fd) == 0) ::close(fd);
-      }
-    }
-  }
-}
-
-mp::testing::LeakCheck NewLeakCheck() {
-  return RetryingLeakCheck([] { return mp::testing::LeakCheck(); });
-}
-
-absl::Status VerifyNoLeaks(const mp::testing::LeakCheck& leaks,
-                           absl::Duration grace = absl::Seconds(2)) {
-  return RetryingLeakCheck([&] { return leaks.Verify(grace); });
-}
 
 // ---- targets, registered for forkserver and spawn ---------------------------
 
@@ -213,10 +164,10 @@ class ProcessStartMethodTest : public ::testing::TestWithParam<mp::StartMethod> 
     if (GetParam() == mp::StartMethod::kForkServer) {
       ASSERT_TRUE(mp::StartForkServer().ok());
     }
-    leaks_.emplace(NewLeakCheck());
+    leaks_.emplace();
   }
   void TearDown() override {
-    absl::Status s = VerifyNoLeaks(*leaks_, absl::Seconds(5));
+    absl::Status s = leaks_->Verify(absl::Seconds(5));
     EXPECT_TRUE(s.ok()) << s;
   }
 
@@ -526,7 +477,7 @@ TEST_P(ProcessStartMethodTest, ManyStarts) {
 }
 
 TEST(ProcessTest, FallbackSentinelPipeWorks) {
-  mp::testing::LeakCheck leaks = NewLeakCheck();
+  mp::testing::LeakCheck leaks;
   mp::process_internal::DisablePidfdForTesting(true);
   for (mp::StartMethod m : {mp::StartMethod::kFork, mp::StartMethod::kSpawn}) {
     mp::ProcessOptions o;
@@ -553,7 +504,7 @@ TEST(ProcessTest, FallbackSentinelPipeWorks) {
     EXPECT_EQ(p.exitcode(), 0);
   }
   mp::process_internal::DisablePidfdForTesting(false);
-  absl::Status s = VerifyNoLeaks(leaks, absl::Seconds(5));
+  absl::Status s = leaks.Verify(absl::Seconds(5));
   EXPECT_TRUE(s.ok()) << s;
 }
 
@@ -561,7 +512,7 @@ TEST(ProcessTest, ForkServerSurvivesManyStarts) {
   ASSERT_TRUE(mp::StartForkServer().ok());
   pid_t server = mp::ForkServerPid();
   ASSERT_GT(server, 0);
-  mp::testing::LeakCheck leaks = NewLeakCheck();
+  mp::testing::LeakCheck leaks;
   mp::ProcessOptions o;
   o.start_method = mp::StartMethod::kForkServer;
   for (int i = 0; i < 200; ++i) {
@@ -571,7 +522,7 @@ TEST(ProcessTest, ForkServerSurvivesManyStarts) {
     ASSERT_EQ(p.exitcode(), i % 100);
   }
   EXPECT_EQ(mp::ForkServerPid(), server);
-  absl::Status s = VerifyNoLeaks(leaks);
+  absl::Status s = leaks.Verify();
   EXPECT_TRUE(s.ok()) << s;
 }
 
@@ -636,7 +587,7 @@ TEST(ProcessTest, CpuCountRespectsTheAffinityMask) {
 }
 
 TEST(ProcessTest, ForkRunsCapturingLambdasAndFunctors) {
-  mp::testing::LeakCheck leaks = NewLeakCheck();
+  mp::testing::LeakCheck leaks;
   {
   std::string captured = "abc";
   mp::Process p([&captured](int add) { return static_cast<int>(captured.size()) + add; }, 4);
@@ -657,12 +608,12 @@ TEST(ProcessTest, ForkRunsCapturingLambdasAndFunctors) {
   EXPECT_EQ(r.exitcode(), 1);
   EXPECT_THAT(err.Restore(), ::testing::HasSubstr("unknown exception"));
   }
-  absl::Status s = VerifyNoLeaks(leaks);
+  absl::Status s = leaks.Verify();
   EXPECT_TRUE(s.ok()) << s;
 }
 
 TEST(ProcessTest, StateRebuildsAfterARawFork) {
-  mp::testing::LeakCheck leaks = NewLeakCheck();
+  mp::testing::LeakCheck leaks;
   {
     mp::Process sleeper(SleepMs, 60000);
     ASSERT_TRUE(sleeper.Start().ok());
@@ -686,7 +637,7 @@ TEST(ProcessTest, StateRebuildsAfterARawFork) {
     ASSERT_TRUE(sleeper.Kill().ok());
     ASSERT_TRUE(sleeper.Join().ok());
   }
-  absl::Status s = VerifyNoLeaks(leaks);
+  absl::Status s = leaks.Verify();
   EXPECT_TRUE(s.ok()) << s;
 }
 
