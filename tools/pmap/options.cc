@@ -472,7 +472,8 @@ Other:
 
 Every job runs in its own process group, through /bin/sh -c (a command
 that is a single program with plain words is exec'd directly, which the
-shell would do anyway). Jobs get /dev/null as standard input.
+shell would do anyway). Jobs get /dev/null as standard input, and
+$PARALLEL_SEQ ({#}) and $PARALLEL_JOBSLOT ({%}) in their environment.
 
 Exit status: 0 when every job succeeded; 1-100 the number of failed jobs;
 101 when more than 100 failed; with --halt ...fail=1, the failing job's

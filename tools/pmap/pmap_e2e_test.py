@@ -93,6 +93,9 @@ class CompareWithParallel(Base):
     def test_seq_and_slot(self):
         self.same(["-j1", "-k", "echo", "{#}", "{%}", ":::", "a", "b", "c"])
 
+    def test_job_environment(self):
+        self.same(["-j1", "-k", "echo $PARALLEL_SEQ $PARALLEL_JOBSLOT {}", ":::", "a", "b"])
+
     def test_tag(self):
         self.same(["--tag", "-k", "echo", "hi", ":::", "a", "b", ":::", "c"])
 

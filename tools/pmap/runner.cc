@@ -25,11 +25,14 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "process/fd.h"
 #include "process/spawn.h"
 #include "tools/pmap/joblog.h"
+
+extern char** environ;
 
 namespace mp {
 namespace pmap {
@@ -196,6 +199,7 @@ class Runner::Impl {
   std::string tmpdir_;
   sigset_t empty_mask_;
   std::vector<UniqueFd> file_pool_;
+  std::vector<std::string> base_env_;  // environ without PARALLEL_SEQ/JOBSLOT
 
   std::deque<std::unique_ptr<Job>> retry_;
   std::deque<Input> prefetched_;  // --bar/--eta: every input read first
@@ -282,6 +286,16 @@ absl::Status Runner::Impl::Setup() {
         o_.joblog == "-") {
       WriteOut(fd, JoblogHeader());
     }
+  }
+
+  // Jobs see $PARALLEL_SEQ and $PARALLEL_JOBSLOT, as under GNU parallel.
+  for (char** e = environ; *e != nullptr; ++e) {
+    absl::string_view kv(*e);
+    if (absl::StartsWith(kv, "PARALLEL_SEQ=") ||
+        absl::StartsWith(kv, "PARALLEL_JOBSLOT=")) {
+      continue;
+    }
+    base_env_.emplace_back(kv);
   }
 
   std::string prog = t_.DirectProgram();
@@ -480,6 +494,11 @@ void Runner::Impl::Launch(std::unique_ptr<Job> job, double now) {
     child_ends.push_back(std::move(po->write));
     child_ends.push_back(std::move(pe->write));
   }
+  so.env.emplace();
+  so.env->reserve(base_env_.size() + 2);
+  *so.env = base_env_;
+  so.env->push_back(absl::StrCat("PARALLEL_SEQ=", job->seq));
+  so.env->push_back(absl::StrCat("PARALLEL_JOBSLOT=", slot));
   so.new_process_group = true;
   so.signal_mask = empty_mask_;
   so.parent_death_signal = SIGTERM;
