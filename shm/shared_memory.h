@@ -17,11 +17,12 @@
 // Lifetime, without Python's traps:
 //   * The creator owns the segment: its destructor (or `Unlink()`) removes
 //     the name. Attaching never takes ownership and never unlinks.
-//   * A per-process tracker (a small helper process started with the first
-//     owned segment) removes the segments of a creator that dies without
-//     unlinking them (SIGKILL, abort, std::terminate). It holds no fd in the
-//     creator, watches it through a pidfd, prints nothing, and exits when the
-//     creator exits.
+//   * A per-process tracker (this program re-executed as `mp-shm-tracker`
+//     when the first owned segment is created) removes the segments of a
+//     creator that dies without unlinking them (SIGKILL, abort,
+//     std::terminate). The creator holds no fd for it; it watches the creator
+//     through a pidfd, prints nothing, and exits when the creator exits. See
+//     shm/internal/tracker.h.
 //   * A `fork()` child that inherits a `SharedMemory` object does not own the
 //     segment: only the creating process unlinks.
 //
