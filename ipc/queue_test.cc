@@ -468,7 +468,10 @@ TEST(QueueTest, ManyProducersManyConsumersDeliverEachValueOnce) {
   {
     constexpr int kProducers = 3, kConsumers = 3, kPerProducer = 3000;
     Queue<int64_t> q = MakeQueue<int64_t>(Options(/*maxsize=*/100, 4096));
-    Queue<int64_t> sums = MakeQueue<int64_t>(Options());
+    // (sum, count) per consumer, in one value: values of different
+    // consumers interleave.
+    Queue<std::pair<int64_t, int64_t>> sums =
+        MakeQueue<std::pair<int64_t, int64_t>>(Options());
     std::vector<Process> procs;
     for (int c = 0; c < kConsumers; ++c) {
       procs.emplace_back([q, sums]() mutable {
@@ -480,7 +483,7 @@ TEST(QueueTest, ManyProducersManyConsumersDeliverEachValueOnce) {
           sum += *v;
           ++n;
         }
-        return sums.Put(sum).ok() && sums.Put(n).ok() ? 0 : 1;
+        return sums.Put({sum, n}).ok() ? 0 : 1;
       });
     }
     for (int p = 0; p < kProducers; ++p) {
@@ -499,8 +502,10 @@ TEST(QueueTest, ManyProducersManyConsumersDeliverEachValueOnce) {
     for (int c = 0; c < kConsumers; ++c) ASSERT_TRUE(q.Put(-1).ok());
     int64_t total = 0, count = 0;
     for (int c = 0; c < kConsumers; ++c) {
-      total += *sums.Get(absl::Seconds(30));
-      count += *sums.Get(absl::Seconds(30));
+      absl::StatusOr<std::pair<int64_t, int64_t>> r = sums.Get(absl::Seconds(30));
+      ASSERT_TRUE(r.ok()) << r.status();
+      total += r->first;
+      count += r->second;
     }
     for (int c = 0; c < kConsumers; ++c) {
       ASSERT_TRUE(procs[c].Join(absl::Seconds(30)).ok());
