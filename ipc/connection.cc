@@ -109,10 +109,15 @@ absl::Status Connection::SendBytes(absl::string_view data, size_t offset,
 
 absl::StatusOr<uint64_t> Connection::ReadHeader(absl::Time deadline) {
   char header[ipc_internal::kLongHeaderSize];
+  size_t got = 0;
   absl::Status s = ipc_internal::ReadFull(fd_.get(), header, 4,
-                                          /*eof_ok_at_start=*/true, deadline);
+                                          /*eof_ok_at_start=*/true, deadline,
+                                          &got);
   if (!s.ok()) {
-    if (s.code() != absl::StatusCode::kOutOfRange) BreakReading();
+    // A clean EOF, or a timeout before any byte, leaves the stream in sync.
+    bool in_sync = s.code() == absl::StatusCode::kOutOfRange ||
+                   (s.code() == absl::StatusCode::kDeadlineExceeded && got == 0);
+    if (!in_sync) BreakReading();
     return s;
   }
   absl::StatusOr<int64_t> size = ipc_internal::DecodeShortHeader(header);

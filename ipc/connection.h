@@ -121,8 +121,9 @@ class Connection {
   //
   // Receives one message into `*out`, replacing its contents but reusing its
   // capacity: no allocation when the buffer is large enough. Same errors as
-  // `RecvBytes()`. `deadline` bounds the wait (kDeadlineExceeded; if it
-  // passes mid-message the connection becomes unusable for receiving).
+  // `RecvBytes()`. `deadline` bounds the wait (kDeadlineExceeded: when no
+  // byte had arrived the connection stays usable; if it passes mid-message
+  // the connection becomes unusable for receiving).
   absl::Status RecvBytesInto(std::string* out, size_t maxlength = kNoMaxLength,
                              absl::Time deadline = absl::InfiniteFuture());
 

@@ -290,6 +290,18 @@ TEST(ConnectionTest, RecvDeadline) {
   absl::Status s = b.RecvBytesInto(&buf, Connection::kNoMaxLength,
                                    absl::Now() + absl::Milliseconds(30));
   EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded);
+  // Nothing had arrived: still usable.
+  EXPECT_TRUE(b.readable());
+  ASSERT_TRUE(a.SendBytes("late").ok());
+  ASSERT_TRUE(b.RecvBytesInto(&buf, Connection::kNoMaxLength,
+                              absl::Now() + absl::Seconds(10)).ok());
+  EXPECT_EQ(buf, "late");
+  // A deadline passing mid-message breaks the stream.
+  ASSERT_TRUE(WriteAll(a.fileno(), std::string("\0\0\0\x10" "part", 8)).ok());
+  s = b.RecvBytesInto(&buf, Connection::kNoMaxLength,
+                      absl::Now() + absl::Milliseconds(30));
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_FALSE(b.readable());
 }
 
 TEST(ConnectionTest, LargeMessagesBetweenProcesses) {

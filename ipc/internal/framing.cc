@@ -174,8 +174,11 @@ absl::Status WriteFrame(int fd, bool is_socket, absl::string_view payload) {
 }
 
 absl::Status ReadFull(int fd, char* buf, size_t size, bool eof_ok_at_start,
-                      absl::Time deadline) {
+                      absl::Time deadline, size_t* got_out) {
   size_t got = 0;
+  size_t ignored;
+  if (got_out == nullptr) got_out = &ignored;
+  *got_out = 0;
   while (got < size) {
     if (deadline != absl::InfiniteFuture()) {
       absl::StatusOr<bool> ready = PollUntil(fd, POLLIN, deadline);
@@ -213,6 +216,7 @@ absl::Status ReadFull(int fd, char* buf, size_t size, bool eof_ok_at_start,
           " bytes read)"));
     }
     got += static_cast<size_t>(n);
+    *got_out = got;
   }
   return absl::OkStatus();
 }

@@ -50,9 +50,10 @@ absl::Status WriteFrame(int fd, bool is_socket, absl::string_view payload);
 // Reads exactly `size` bytes. Returns kOutOfRange ("end of file") when EOF
 // comes before the first byte and `eof_ok_at_start`, kDataLoss when it comes
 // later ("peer closed mid-message"), kDeadlineExceeded when `deadline`
-// passes first, the errno otherwise.
+// passes first, the errno otherwise. `*got` (when given) receives the number
+// of bytes read, also on error.
 absl::Status ReadFull(int fd, char* buf, size_t size, bool eof_ok_at_start,
-                      absl::Time deadline);
+                      absl::Time deadline, size_t* got = nullptr);
 
 }  // namespace ipc_internal
 }  // namespace mp
