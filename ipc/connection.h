@@ -39,6 +39,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -90,6 +91,9 @@ class Connection {
   // codec); the connection stays usable. Python: `recv()`.
   template <typename T>
   absl::StatusOr<T> Recv() {
+    static_assert(!std::is_same<T, absl::Status>::value,
+                  "Recv<absl::Status> is ambiguous (see mp::Decode); receive "
+                  "an absl::StatusOr<T> or a std::tuple<absl::Status>");
     absl::Status s = RecvBytesInto(&recv_buffer_);
     if (!s.ok()) return s;
     T value{};
