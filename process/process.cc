@@ -54,9 +54,19 @@ struct ProcessImpl {
   // Fork start method: the child's CurrentSelf(), built before fork.
   std::unique_ptr<Self> child_self;
 
+  // fork/spawn with pidfd support: the pidfd is opened only when someone
+  // needs the sentinel (opening and closing one costs ~10 us per process
+  // here; Join() without a timeout does not need it).
+  bool lazy_pidfd = false;
+
   // Collects the exit status if the child ended (`block`: it has, wait for
   // the kernel to agree). Requires mu.
   void PollLocked(bool block);
+
+  // Opens the lazy pidfd: while the child is not reaped its pid is still
+  // ours; once reaped, a pipe at end-of-file (always readable) stands in.
+  // Requires mu.
+  void EnsureSentinelLocked();
 };
 
 namespace {
@@ -205,6 +215,16 @@ absl::Status NotRegisteredError(const char* what) {
       what, " that is not registered"));
 }
 
+void ProcessImpl::EnsureSentinelLocked() {
+  if (!lazy_pidfd || sentinel.valid()) return;
+  if (!exitcode.has_value()) {
+    sentinel.reset(PidfdOpen(pid));
+    return;  // -1 if pidfd_open failed (e.g. out of fds): Join() polls
+  }
+  absl::StatusOr<FdPair> ended = MakePipe();
+  if (ended.ok()) sentinel = std::move(ended->read);
+}
+
 void ProcessImpl::PollLocked(bool block) {
   if (!started || exitcode.has_value()) return;
   if (our_child) {
@@ -305,6 +325,7 @@ Process::~Process() {
     if (p->started && !p->closed) {
       p->PollLocked(/*block=*/false);
       detach = !p->exitcode.has_value() && p->our_child;
+      if (detach) p->EnsureSentinelLocked();
     }
   }
   if (p->started) process_internal::RemoveLive(p);
@@ -386,7 +407,7 @@ absl::Status StartLocked(ProcessImpl* p) {
       p->pid = pid;
       p->our_child = true;
       if (use_pidfd) {
-        p->sentinel.reset(process_internal::PidfdOpen(pid));
+        p->lazy_pidfd = true;
       } else {
         p->sentinel = std::move(pipe.read);
       }
@@ -420,7 +441,7 @@ absl::Status StartLocked(ProcessImpl* p) {
       p->pid = pid;
       p->our_child = true;
       if (use_pidfd) {
-        p->sentinel.reset(process_internal::PidfdOpen(pid));
+        p->lazy_pidfd = true;
       } else {
         p->sentinel = std::move(pipe.read);
       }
@@ -450,6 +471,8 @@ absl::Status Process::Join(absl::Duration timeout) {
   ProcessImpl* p = impl_.get();
   if (p == nullptr) return process_internal::Misuse(p, "used after move");
   int fd;
+  pid_t pid;
+  bool use_waitid = false;
   {
     std::lock_guard<std::mutex> lock(p->mu);
     if (p->closed) return process_internal::Misuse(p, "Join() after Close()");
@@ -457,14 +480,27 @@ absl::Status Process::Join(absl::Duration timeout) {
       return process_internal::Misuse(p, "can only join a started process");
     }
     if (p->exitcode.has_value()) return absl::OkStatus();
+    use_waitid = timeout == absl::InfiniteDuration() && p->lazy_pidfd &&
+                 !p->sentinel.valid();
+    if (!use_waitid) p->EnsureSentinelLocked();
     fd = p->sentinel.get();
+    pid = p->pid;
   }
   // Wait without the lock, so IsAlive() and ActiveChildren() do not block.
-  if (fd >= 0) {
+  if (use_waitid) {
+    // Our child, no pidfd opened: wait for its end without reaping it
+    // (WNOWAIT), so that the reaping and the recording of the exit code
+    // happen together under the lock. ECHILD: another thread reaped it.
+    siginfo_t info;
+    while (::waitid(P_PID, static_cast<id_t>(pid), &info,
+                    WEXITED | WNOWAIT) < 0 &&
+           errno == EINTR) {
+    }
+  } else if (fd >= 0) {
     MP_ASSIGN_OR_RETURN(bool ready, WaitReadable(fd, timeout));
     if (!ready) {
       return absl::DeadlineExceededError(absl::StrCat(
-          "Process ", name(), " (pid ", pid(), ") still running after ",
+          "Process ", name(), " (pid ", pid, ") still running after ",
           absl::FormatDuration(timeout)));
     }
   } else if (timeout != absl::InfiniteDuration()) {
@@ -478,7 +514,7 @@ absl::Status Process::Join(absl::Duration timeout) {
       }
       if (absl::Now() >= deadline) {
         return absl::DeadlineExceededError(absl::StrCat(
-            "Process ", name(), " (pid ", pid(), ") still running after ",
+            "Process ", name(), " (pid ", pid, ") still running after ",
             absl::FormatDuration(timeout)));
       }
       absl::SleepFor(absl::Milliseconds(1));
@@ -581,7 +617,9 @@ StartMethod Process::start_method() const {
 int Process::sentinel() const {
   if (impl_ == nullptr) return -1;
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->closed ? -1 : impl_->sentinel.get();
+  if (impl_->closed || !impl_->started) return -1;
+  impl_->EnsureSentinelLocked();
+  return impl_->sentinel.get();
 }
 
 ProcessInfo CurrentProcess() {

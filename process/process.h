@@ -281,10 +281,11 @@ class Process {
 
   // Process::sentinel()
   //
-  // An fd that becomes readable when the child ends (a pidfd, or a pipe the
-  // child holds; for forkserver children, the pipe the server reports the
-  // exit status on). Owned by the `Process`: do not read or close it. -1
-  // before `Start()` and after `Close()`.
+  // An fd that becomes readable when the child ends (a pidfd, opened on the
+  // first call, or a pipe the child holds; for forkserver children, the
+  // pipe the server reports the exit status on), and stays readable. Owned
+  // by the `Process`: do not read or close it. -1 before `Start()`, after
+  // `Close()`, and if no fd could be made (e.g. out of fds).
   int sentinel() const;
 
  private:

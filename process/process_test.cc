@@ -292,6 +292,14 @@ TEST_P(ProcessStartMethodTest, SentinelBecomesReadableWhenTheChildEnds) {
   EXPECT_TRUE(Readable(fd));
   ASSERT_TRUE(p.Close().ok());
   EXPECT_EQ(p.sentinel(), -1);
+
+  // Asked for only after the child was joined: readable at once.
+  mp::Process q(Options(), Nothing);
+  ASSERT_TRUE(q.Start().ok());
+  ASSERT_TRUE(q.Join().ok());
+  ASSERT_GE(q.sentinel(), 0);
+  EXPECT_TRUE(Readable(q.sentinel()));
+  EXPECT_EQ(q.sentinel(), q.sentinel());  // the same fd each time
 }
 
 TEST_P(ProcessStartMethodTest, NamesAndIdentity) {
