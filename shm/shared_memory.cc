@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <utility>
 
@@ -51,9 +50,14 @@ size_t PageSize() {
 }
 
 bool ShmemHugePagesAllowed() {
-  std::ifstream in("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
-  std::string all((std::istreambuf_iterator<char>(in)),
-                  std::istreambuf_iterator<char>());
+  std::string all;
+  UniqueFd fd(::open("/sys/kernel/mm/transparent_hugepage/shmem_enabled",
+                     O_RDONLY | O_CLOEXEC));
+  char buf[256];
+  absl::StatusOr<size_t> n;
+  while (fd.valid() && (n = ReadSome(fd.get(), buf, sizeof(buf))).ok() && *n > 0) {
+    all.append(buf, *n);
+  }
   return !all.empty() && !absl::StrContains(all, "[never]") &&
          !absl::StrContains(all, "[deny]");
 }

@@ -1,5 +1,6 @@
 #include "shm/shared_memory.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -43,14 +44,24 @@ bool Eventually(F pred) {
   return pred();
 }
 
+// Reads a /proc file with open/read: std::ifstream throws when the process
+// exits mid-read (ESRCH).
+std::string ReadProcFile(const std::string& path) {
+  std::string out;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
+  ::close(fd);
+  return out;
+}
+
 bool ProcessGoneOrZombie(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  if (!in) return true;
-  std::string stat((std::istreambuf_iterator<char>(in)),
-                   std::istreambuf_iterator<char>());
+  const std::string stat = ReadProcFile(absl::StrCat("/proc/", pid, "/stat"));
   size_t close = stat.rfind(')');
-  return close == std::string::npos || stat.compare(close + 2, 1, "Z") == 0 ||
-         stat.compare(close + 2, 1, "X") == 0;
+  return close == std::string::npos || close + 2 >= stat.size() ||
+         stat[close + 2] == 'Z' || stat[close + 2] == 'X';
 }
 
 std::string HelperPath() {
@@ -222,13 +233,12 @@ TEST_F(SharedMemoryTest, ForkChildNeverUnlinksTheParentsSegment) {
 // fork()ed copy pinning our memory, nor a CLONE_VM sibling the OOM killer
 // would take down with us.
 long VmSizeKb(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
+  for (absl::string_view line : absl::StrSplit(
+           ReadProcFile(absl::StrCat("/proc/", pid, "/status")), '\n')) {
     long kb = 0;
     if (absl::StartsWith(line, "VmSize:") &&
-        absl::SimpleAtoi(absl::StripAsciiWhitespace(
-                             absl::StripSuffix(line.substr(7), "kB")),
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(
+                             absl::StripAsciiWhitespace(line.substr(7)), "kB")),
                          &kb)) {
       return kb;
     }
@@ -239,10 +249,8 @@ long VmSizeKb(pid_t pid) {
 TEST_F(SharedMemoryTest, TrackerIsAFreshProcessOfItsOwn) {
   const pid_t tracker = shm_internal::TrackerPid();
   ASSERT_GT(tracker, 0);
-  std::ifstream in(absl::StrCat("/proc/", tracker, "/cmdline"));
-  std::string cmdline((std::istreambuf_iterator<char>(in)),
-                      std::istreambuf_iterator<char>());
-  EXPECT_EQ(cmdline, std::string("mp-shm-tracker", 15));  // with the NUL
+  EXPECT_EQ(ReadProcFile(absl::StrCat("/proc/", tracker, "/cmdline")),
+            std::string("mp-shm-tracker", 15));  // with the NUL
   const long before = VmSizeKb(tracker);
   ASSERT_GT(before, 0);
   constexpr size_t kBig = 256 << 20;
@@ -283,12 +291,10 @@ void ForkChildCreates(const std::string& prefix, bool clone_tracker) {
   int child_tracker = 0;
   ASSERT_TRUE(absl::SimpleAtoi(parts[1], &child_tracker));
   EXPECT_NE(child_tracker, parent_tracker);
-  {
-    std::ifstream in(absl::StrCat("/proc/", child_tracker, "/cmdline"));
-    std::string cmdline((std::istreambuf_iterator<char>(in)),
-                        std::istreambuf_iterator<char>());
-    EXPECT_EQ(absl::StartsWith(cmdline, "mp-shm-tracker"), !clone_tracker);
-  }
+  EXPECT_EQ(absl::StartsWith(ReadProcFile(absl::StrCat(
+                                 "/proc/", child_tracker, "/cmdline")),
+                             "mp-shm-tracker"),
+            !clone_tracker);
   EXPECT_TRUE(Eventually([&] { return !ShmExists(parts[0]); }));
   EXPECT_TRUE(Eventually([&] { return ProcessGoneOrZombie(child_tracker); }));
   EXPECT_FALSE(ProcessGoneOrZombie(parent_tracker));
