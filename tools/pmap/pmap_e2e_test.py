@@ -377,6 +377,7 @@ class PmapOwn(Base):
             PMAP, " ".join(["0.3"] * 8), out, done)
         env = self.env()
         env.pop("TMUX", None)
+        env["TMUX_TMPDIR"] = self.tmp  # the socket goes away with the temp dir
         try:
             subprocess.run(["tmux", "-L", sock, "-f", "/dev/null", "new-session", "-d",
                             "-x", "120", "-y", "30", "sh", "-c", cmd], check=True, env=env)
