@@ -377,7 +377,10 @@ class PmapOwn(Base):
             PMAP, " ".join(["0.3"] * 8), out, done)
         env = self.env()
         env.pop("TMUX", None)
-        env["TMUX_TMPDIR"] = self.tmp  # the socket goes away with the temp dir
+        # A short private directory for the socket (sun_path has 108 bytes),
+        # removed afterwards.
+        sock_dir = tempfile.mkdtemp(prefix="pmt", dir="/tmp")
+        env["TMUX_TMPDIR"] = sock_dir
         try:
             subprocess.run(["tmux", "-L", sock, "-f", "/dev/null", "new-session", "-d",
                             "-x", "120", "-y", "30", "sh", "-c", cmd], check=True, env=env)
@@ -398,6 +401,7 @@ class PmapOwn(Base):
             self.assertTrue(seen_partial, pane)
         finally:
             subprocess.run(["tmux", "-L", sock, "kill-server"], stderr=subprocess.DEVNULL, env=env)
+            shutil.rmtree(sock_dir, ignore_errors=True)
         # Not a terminal: no bar at all.
         rc, _, err = self.pmap(["--bar", "true", ":::", "1"])
         self.assertEqual((rc, err), (0, b""))
