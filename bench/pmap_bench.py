@@ -21,6 +21,7 @@ The pmap binary: $PMAP_BIN, else built with `$MP_BAZEL build -c opt
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -115,6 +116,7 @@ def main(keys):
             results[key] = max(r for _, r in measured[p]) / 1024.0
         else:
             results[key] = min(w for w, _ in measured[p]) / plans[p][2]
+    shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(results))
 
 
