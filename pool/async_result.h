@@ -62,22 +62,28 @@ namespace pool_internal {
 template <typename T>
 class ResultState {
  public:
-  // Sets the result once (later calls are ignored) and runs the callbacks.
+  // Sets the result once (later calls are ignored). As in Python, the
+  // `AsyncCallbacks` run first, then waiters wake, then `OnDone` callbacks.
   bool Set(absl::StatusOr<T> value) {
-    std::vector<std::function<void()>> callbacks;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (value_.has_value()) return false;
+      if (set_) return false;
+      set_ = true;
       value_.emplace(std::move(value));
-      ready_.store(true, std::memory_order_release);
-      callbacks.swap(callbacks_);
     }
-    cv_.notify_all();
+    // Nobody else reads value_ until ready_ is set below.
     if (value_->ok()) {
       if (on_.callback) on_.callback(**value_);
     } else if (on_.error_callback) {
       on_.error_callback(value_->status());
     }
+    std::vector<std::function<void()>> callbacks;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ready_.store(true, std::memory_order_release);
+      callbacks.swap(callbacks_);
+    }
+    cv_.notify_all();
     for (auto& cb : callbacks) cb();
     return true;
   }
@@ -86,7 +92,7 @@ class ResultState {
   void OnDone(std::function<void()> cb) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (!value_.has_value()) {
+      if (!ready_.load(std::memory_order_relaxed)) {
         callbacks_.push_back(std::move(cb));
         return;
       }
@@ -109,12 +115,12 @@ class ResultState {
     }
     std::unique_lock<std::mutex> lock(mu_);
     if (timeout == absl::InfiniteDuration()) {
-      cv_.wait(lock, [this] { return value_.has_value(); });
+      cv_.wait(lock, [this] { return ready(); });
       return true;
     }
-    if (timeout <= absl::ZeroDuration()) return value_.has_value();
+    if (timeout <= absl::ZeroDuration()) return ready();
     return cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
-                        [this] { return value_.has_value(); });
+                        [this] { return ready(); });
   }
 
   bool ready() const { return ready_.load(std::memory_order_acquire); }
@@ -128,6 +134,7 @@ class ResultState {
  private:
   std::mutex mu_;
   std::condition_variable cv_;
+  bool set_ = false;
   std::optional<absl::StatusOr<T>> value_;
   std::atomic<bool> ready_{false};
   std::vector<std::function<void()>> callbacks_;
