@@ -7,6 +7,9 @@ Keys (seconds per job unless noted; wall time / jobs, best of --reps runs):
   {pmap,xargs,parallel}_true_1000   1000 jobs of `true`, 2 at a time
   {pmap,xargs,parallel}_sleep_200   200 jobs of `sleep 0.01`, 2 at a time
                                     (floor: 5 ms/job, the sleeps themselves)
+  {pmap,xargs,parallel}_sleep_200_overhead   the same run's per-job
+                                    overhead: seconds per job above that
+                                    5 ms floor (what the runner adds)
   {pmap,xargs,parallel}_startup     one run with no input (seconds per run)
   pmap_echo_k_100000                100 000 `echo` jobs with -k, -j2
   pmap_echo_k_{1000,100000}_maxrss_mib   max RSS of that run (MiB, not s)
@@ -28,6 +31,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SLEEP_SECONDS = 0.01
 
 
 def pmap_binary():
@@ -84,11 +88,11 @@ def main(keys):
     plans = {}  # (tool, what) -> (argv, stdin, jobs, runs, rss)
     for key in keys:
         tool, _, what = key.partition("_")
-        what = what.replace("_maxrss_mib", "")
+        what = what.replace("_maxrss_mib", "").replace("_overhead", "")
         if what == "true_1000":
             cmd, stdin, jobs = ["true"], inputs("n1000", map(str, range(1000))), 1000
         elif what == "sleep_200":
-            cmd, stdin, jobs = ["sleep"], inputs("s200", ["0.01"] * 200), 200
+            cmd, stdin, jobs = ["sleep"], inputs("s200", [str(SLEEP_SECONDS)] * 200), 200
         elif what == "startup":
             cmd, stdin, jobs = ["true"], os.devnull, 1
         elif what.startswith("echo_k_"):
@@ -111,9 +115,13 @@ def main(keys):
     results = {}
     for key in keys:
         tool, _, what = key.partition("_")
-        p = (tool, what.replace("_maxrss_mib", ""))
+        p = (tool, what.replace("_maxrss_mib", "").replace("_overhead", ""))
         if what.endswith("maxrss_mib"):
             results[key] = max(r for _, r in measured[p]) / 1024.0
+        elif what.endswith("_overhead"):
+            # Two 10 ms sleeps at a time: 5 ms of every job is the job itself.
+            floor = SLEEP_SECONDS / 2
+            results[key] = min(w for w, _ in measured[p]) / plans[p][2] - floor
         else:
             results[key] = min(w for w, _ in measured[p]) / plans[p][2]
     shutil.rmtree(tmp, ignore_errors=True)
