@@ -104,8 +104,7 @@ RobustMutex::Result RobustMutex::LockSlow(Deadline deadline, bool recursive,
     return Result::kAcquired;
   }
   uint32_t extra = 0;  // once we slept, others may sleep too: keep WAITERS
-  // Spin briefly (reading, not writing) before sleeping: a holder on another
-  // core usually releases within a few hundred cycles.
+  // Optional polling before sleeping (see kSpinIterations).
   int spins = try_only ? 0 : kSpinIterations;
   for (;;) {
     v = word_.load(std::memory_order_relaxed);
