@@ -63,24 +63,37 @@ inline void CpuRelax() {
 
 // How long a waiter polls the other side's word before it sleeps: a
 // producer and a consumer running side by side on two cores then hand
-// records over without any system call, while a waiter whose peer is not
-// running (both on one CPU) gives its CPU up soon. Measured in time, not
-// in pause instructions: a pause takes from a few to over 100 ns
-// depending on the CPU and the hypervisor.
-constexpr int64_t kSpinNs = 5000;
+// records over without any system call. The budget adapts per process and
+// direction, like an adaptive mutex: it halves each time polling fails (the
+// peer is probably not running, e.g. both share one CPU: spinning only
+// delays it) and doubles each time polling succeeds, between kMinSpinNs and
+// kMaxSpinNs. Measured in time, not in pause instructions: a pause takes
+// from a few to over 100 ns depending on the CPU and the hypervisor.
+constexpr int64_t kMaxSpinNs = 5000;
+constexpr int64_t kMinSpinNs = 200;
 
-// Polls `ready()` for up to kSpinNs; true once it holds.
+// Polls `ready()` for up to `*budget_ns`; true once it holds. Adapts the
+// budget.
 template <typename F>
-bool Poll(F ready) {
+bool Poll(std::atomic<int32_t>* budget_ns, F ready) {
+  const int64_t budget = budget_ns->load(std::memory_order_relaxed);
   int64_t start = 0;
   for (int i = 1;; ++i) {
     CpuRelax();
-    if (ready()) return true;
-    if ((i & 7) == 0) {
+    if (ready()) {
+      if (budget < kMaxSpinNs) {
+        budget_ns->store(static_cast<int32_t>(std::min(kMaxSpinNs, budget * 2)),
+                         std::memory_order_relaxed);
+      }
+      return true;
+    }
+    if ((i & 3) == 0) {
       const int64_t now = Deadline::NowNs();
       if (start == 0) {
         start = now;
-      } else if (now - start > kSpinNs) {
+      } else if (now - start > budget) {
+        budget_ns->store(static_cast<int32_t>(std::max(kMinSpinNs, budget / 2)),
+                         std::memory_order_relaxed);
         return false;
       }
     }
@@ -333,7 +346,7 @@ absl::Status QueueRing::WaitForSpace(uint64_t tail, uint64_t need,
   QueueSide& p = h_->producer;
   QueueWaiters& w = h_->waiters;
   if (!deadline->NoWait()) {
-    if (Poll([&] {
+    if (Poll(&space_spin_ns_, [&] {
           p.cached_other = h_->head.word.load(std::memory_order_acquire);
           return Fits(tail, p.cached_other, need);
         })) {
@@ -372,7 +385,7 @@ absl::Status QueueRing::WaitForData(uint64_t head, LazyDeadline* deadline) {
   QueueSide& c = h_->consumer;
   QueueWaiters& w = h_->waiters;
   if (!deadline->NoWait()) {
-    if (Poll([&] {
+    if (Poll(&data_spin_ns_, [&] {
           c.cached_other = h_->tail.word.load(std::memory_order_acquire);
           return PosUnits(c.cached_other) != PosUnits(head);
         })) {

@@ -333,6 +333,9 @@ class QueueRing {
   uint64_t maxsize_ = 0;
   uint64_t max_inline_ = 0;
   bool light_ = false;  // publishers skip the fence (membarrier works)
+  // How long this process polls before sleeping (adaptive, see the .cc).
+  std::atomic<int32_t> data_spin_ns_{5000};
+  std::atomic<int32_t> space_spin_ns_{5000};
   std::atomic<bool> closed_{false};
 };
 
