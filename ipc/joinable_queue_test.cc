@@ -103,6 +103,31 @@ TEST(JoinableQueueTest, JoinWaitsForConsumersInOtherProcesses) {
   EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
 }
 
+int SpawnedWorker(JoinableQueue<int> q, int n) {
+  for (int i = 0; i < n; ++i) {
+    absl::StatusOr<int> v = q.Get(absl::Seconds(20));
+    if (!v.ok() || !q.TaskDone().ok()) return 1;
+  }
+  return 0;
+}
+MP_REGISTER(SpawnedWorker);
+
+TEST(JoinableQueueTest, SpawnedWorkerGetsTheHandleAsAnArgument) {
+  LeakCheck leaks(Prefix());
+  {
+    JoinableQueue<int> q = Make();
+    ProcessOptions po;
+    po.start_method = StartMethod::kSpawn;
+    Process p(po, SpawnedWorker, q, 50);
+    ASSERT_TRUE(p.Start().ok());
+    for (int i = 0; i < 50; ++i) ASSERT_TRUE(q.Put(i).ok());
+    ASSERT_TRUE(q.Join(absl::Seconds(30)).ok());
+    ASSERT_TRUE(p.Join(absl::Seconds(20)).ok());
+    EXPECT_EQ(p.exitcode(), 0);
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
 int g_fd = -1;
 void PauseAfterTaking(ipc_internal::QueueHookPoint p) {
   if (p != ipc_internal::QueueHookPoint::kGetAfterPublish) return;
