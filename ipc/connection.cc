@@ -23,36 +23,8 @@ namespace {
 // 1 TB allocates only about twice what the peer really sends.
 constexpr size_t kPreallocateLimit = size_t{64} << 20;
 
-absl::Status ReadPayload(int fd, uint64_t size, std::string* out,
-                         absl::Time deadline) {
-  if (size > out->max_size()) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("message of ", size, " bytes is too large"));
-  }
-  if (size <= kPreallocateLimit || size <= out->capacity()) {
-    out->resize(static_cast<size_t>(size));
-    return ipc_internal::ReadFull(fd, &(*out)[0], out->size(),
-                                  /*eof_ok_at_start=*/false, deadline);
-  }
-  out->clear();
-  size_t got = 0;
-  while (got < size) {
-    size_t next = std::min<uint64_t>(size, std::max(got * 2, kPreallocateLimit));
-    out->resize(next);
-    absl::Status s = ipc_internal::ReadFull(fd, &(*out)[got], next - got,
-                                            /*eof_ok_at_start=*/false, deadline);
-    if (!s.ok()) {
-      if (s.code() == absl::StatusCode::kDataLoss) {
-        return absl::DataLossError(absl::StrCat(
-            "the peer closed the connection mid-message (the header promised ",
-            size, " bytes)"));
-      }
-      return s;
-    }
-    got = next;
-  }
-  return absl::OkStatus();
-}
+// Read-ahead buffer size; reads of at least half of it bypass the buffer.
+constexpr size_t kReadAheadSize = 64 << 10;
 
 }  // namespace
 
@@ -107,12 +79,86 @@ absl::Status Connection::SendBytes(absl::string_view data, size_t offset,
   return SendBytes(data.substr(offset, size));
 }
 
+size_t Connection::buffered() const { return read_end_ - read_pos_; }
+
+absl::Status Connection::ReadExact(char* buf, size_t size, bool eof_ok_at_start,
+                                   absl::Time deadline, size_t* got_out) {
+  size_t got = std::min(size, buffered());
+  if (got > 0) {
+    std::memcpy(buf, read_buffer_.get() + read_pos_, got);
+    read_pos_ += got;
+  }
+  *got_out = got;
+  while (got < size) {
+    if (!read_ahead_ || size - got >= kReadAheadSize / 2) {
+      size_t more = 0;
+      absl::Status s = ipc_internal::ReadFull(fd_.get(), buf + got, size - got,
+                                              eof_ok_at_start && got == 0,
+                                              deadline, &more);
+      *got_out = got + more;
+      return s;
+    }
+    // Refill: one read of whatever is there, up to the buffer size.
+    if (read_buffer_ == nullptr) read_buffer_.reset(new char[kReadAheadSize]);
+    absl::StatusOr<size_t> n = ipc_internal::ReadSomeUntil(
+        fd_.get(), read_buffer_.get(), kReadAheadSize, deadline);
+    if (!n.ok()) return n.status();
+    if (*n == 0) {
+      if (got == 0 && eof_ok_at_start) {
+        return absl::OutOfRangeError(
+            "end of file: the peer closed the connection");
+      }
+      return absl::DataLossError(absl::StrCat(
+          "the peer closed the connection mid-message (", got, " of ", size,
+          " bytes read)"));
+    }
+    read_pos_ = 0;
+    read_end_ = *n;
+    size_t take = std::min(size - got, *n);
+    std::memcpy(buf + got, read_buffer_.get(), take);
+    read_pos_ = take;
+    got += take;
+    *got_out = got;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Connection::ReadPayload(uint64_t size, std::string* out,
+                                     absl::Time deadline) {
+  size_t got = 0;
+  if (size > out->max_size()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("message of ", size, " bytes is too large"));
+  }
+  if (size <= kPreallocateLimit || size <= out->capacity()) {
+    out->resize(static_cast<size_t>(size));
+    return ReadExact(&(*out)[0], out->size(), /*eof_ok_at_start=*/false,
+                     deadline, &got);
+  }
+  out->clear();
+  size_t have = 0;
+  while (have < size) {
+    size_t next = std::min<uint64_t>(size, std::max(have * 2, kPreallocateLimit));
+    out->resize(next);
+    absl::Status s = ReadExact(&(*out)[have], next - have,
+                               /*eof_ok_at_start=*/false, deadline, &got);
+    if (!s.ok()) {
+      if (s.code() == absl::StatusCode::kDataLoss) {
+        return absl::DataLossError(absl::StrCat(
+            "the peer closed the connection mid-message (the header promised ",
+            size, " bytes)"));
+      }
+      return s;
+    }
+    have = next;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<uint64_t> Connection::ReadHeader(absl::Time deadline) {
   char header[ipc_internal::kLongHeaderSize];
   size_t got = 0;
-  absl::Status s = ipc_internal::ReadFull(fd_.get(), header, 4,
-                                          /*eof_ok_at_start=*/true, deadline,
-                                          &got);
+  absl::Status s = ReadExact(header, 4, /*eof_ok_at_start=*/true, deadline, &got);
   if (!s.ok()) {
     // A clean EOF, or a timeout before any byte, leaves the stream in sync.
     bool in_sync = s.code() == absl::StatusCode::kOutOfRange ||
@@ -126,8 +172,7 @@ absl::StatusOr<uint64_t> Connection::ReadHeader(absl::Time deadline) {
     return size.status();
   }
   if (*size >= 0) return static_cast<uint64_t>(*size);
-  s = ipc_internal::ReadFull(fd_.get(), header + 4, 8,
-                             /*eof_ok_at_start=*/false, deadline);
+  s = ReadExact(header + 4, 8, /*eof_ok_at_start=*/false, deadline, &got);
   if (!s.ok()) {
     BreakReading();
     return s;
@@ -145,7 +190,7 @@ absl::Status Connection::RecvBytesInto(std::string* out, size_t maxlength,
         "bad message length: ", size, " bytes exceed maxlength ", maxlength,
         "; the connection is no longer readable"));
   }
-  absl::Status s = ReadPayload(fd_.get(), size, out, deadline);
+  absl::Status s = ReadPayload(size, out, deadline);
   if (!s.ok()) BreakReading();
   return s;
 }
@@ -161,9 +206,9 @@ absl::StatusOr<size_t> Connection::RecvBytesInto(absl::Span<char> buffer,
   MP_RETURN_IF_ERROR(CheckReadable());
   MP_ASSIGN_OR_RETURN(uint64_t size, ReadHeader(absl::InfiniteFuture()));
   if (size <= buffer.size()) {
-    absl::Status s =
-        ipc_internal::ReadFull(fd_.get(), buffer.data(), size,
-                               /*eof_ok_at_start=*/false, absl::InfiniteFuture());
+    size_t got = 0;
+    absl::Status s = ReadExact(buffer.data(), size, /*eof_ok_at_start=*/false,
+                               absl::InfiniteFuture(), &got);
     if (!s.ok()) {
       BreakReading();
       return s;
@@ -173,7 +218,7 @@ absl::StatusOr<size_t> Connection::RecvBytesInto(absl::Span<char> buffer,
   // Python's BufferTooShort: the message is consumed and handed over.
   std::string local;
   std::string* whole = too_long != nullptr ? too_long : &local;
-  absl::Status s = ReadPayload(fd_.get(), size, whole, absl::InfiniteFuture());
+  absl::Status s = ReadPayload(size, whole, absl::InfiniteFuture());
   if (!s.ok()) {
     BreakReading();
     return s;
@@ -185,6 +230,7 @@ absl::StatusOr<size_t> Connection::RecvBytesInto(absl::Span<char> buffer,
 
 absl::StatusOr<bool> Connection::Poll(absl::Duration timeout) const {
   MP_RETURN_IF_ERROR(CheckReadable());
+  if (buffered() > 0) return true;
   return WaitReadable(fd_.get(), timeout);
 }
 
@@ -196,14 +242,18 @@ absl::Status Connection::Close() {
 
 UniqueFd Connection::Release() {
   readable_ = writable_ = false;
+  read_pos_ = read_end_ = 0;
   return std::move(fd_);
 }
 
 absl::StatusOr<std::pair<Connection, Connection>> Pipe(bool duplex) {
   if (duplex) {
     MP_ASSIGN_OR_RETURN(FdPair p, MakeSocketPair(SOCK_STREAM));
-    return std::make_pair(Connection(std::move(p.read)),
-                          Connection(std::move(p.write)));
+    std::pair<Connection, Connection> ends(Connection(std::move(p.read)),
+                                           Connection(std::move(p.write)));
+    ends.first.set_read_ahead(true);
+    ends.second.set_read_ahead(true);
+    return ends;
   }
   MP_ASSIGN_OR_RETURN(FdPair p, MakePipe());
   return std::make_pair(Connection(std::move(p.read), true, false),

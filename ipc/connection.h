@@ -38,6 +38,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -160,12 +161,36 @@ class Connection {
 
   // Connection::Release()
   //
-  // Gives up the fd without closing it (e.g. to hand it to a child).
+  // Gives up the fd without closing it (e.g. to hand it to a child). Bytes
+  // already read ahead (see `set_read_ahead()`) are dropped.
   UniqueFd Release();
+
+  // Connection::set_read_ahead()
+  //
+  // With read-ahead, a receive reads whatever is available (up to 64 KiB)
+  // in one call and keeps the surplus for the next receive: one read(2) per
+  // small message instead of two (header, then payload). Off by default,
+  // and for `Pipe(false)`: then a receive reads exactly one frame, so several
+  // processes may share the fd (taking turns under a lock, as Python's Queue
+  // does). On for `Pipe(true)` ends and for `Listener`/`Client` connections,
+  // which must then be read by one process only. `Poll()` and `Wait()` see
+  // read-ahead bytes. Turning it off keeps bytes already read ahead.
+  void set_read_ahead(bool on) { read_ahead_ = on; }
+  bool read_ahead() const { return read_ahead_; }
+  // Bytes read ahead and not yet received.
+  size_t buffered() const;
 
  private:
   absl::Status CheckReadable() const;
   absl::Status CheckWritable() const;
+  // Reads exactly `size` bytes (from the read-ahead buffer first); `*got`
+  // counts them, also on error. Errors as ipc_internal::ReadFull.
+  absl::Status ReadExact(char* buf, size_t size, bool eof_ok_at_start,
+                         absl::Time deadline, size_t* got);
+  // Reads a payload of `size` bytes into `*out`, growing it as bytes arrive
+  // when `size` is huge.
+  absl::Status ReadPayload(uint64_t size, std::string* out,
+                           absl::Time deadline);
   // Reads a header; returns the payload size.
   absl::StatusOr<uint64_t> ReadHeader(absl::Time deadline);
   // Marks the stream out of sync after a failed receive (Python closes a
@@ -181,6 +206,10 @@ class Connection {
   bool readable_ = false;
   bool writable_ = false;
   bool is_socket_ = false;
+  bool read_ahead_ = false;
+  std::unique_ptr<char[]> read_buffer_;  // kReadAheadSize bytes, lazily
+  size_t read_pos_ = 0;
+  size_t read_end_ = 0;
   std::string send_buffer_;
   std::string recv_buffer_;
 };
@@ -188,8 +217,9 @@ class Connection {
 // Pipe()
 //
 // A connected pair. `duplex` (Python's default): a socketpair, both ends
-// read and write. Otherwise an os pipe: `first` only receives, `second`
-// only sends. Both fds are close-on-exec.
+// read and write, with read-ahead on (each end is read by one process).
+// Otherwise an os pipe: `first` only receives (exact reads, so it may be
+// shared), `second` only sends. Both fds are close-on-exec.
 absl::StatusOr<std::pair<Connection, Connection>> Pipe(bool duplex = true);
 
 }  // namespace mp

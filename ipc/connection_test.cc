@@ -340,3 +340,68 @@ TEST(ConnectionTest, LargeMessagesBetweenProcesses) {
 
 }  // namespace
 }  // namespace mp
+
+namespace mp {
+namespace {
+
+TEST(ConnectionReadAheadTest, DefaultsPerKind) {
+  auto [a, b] = MakePipe(true);
+  EXPECT_TRUE(a.read_ahead() && b.read_ahead());
+  auto [r, w] = MakePipe(false);
+  EXPECT_FALSE(r.read_ahead());
+}
+
+TEST(ConnectionReadAheadTest, BurstOfMixedSizesArrivesIntactAndInOrder) {
+  testing::LeakCheck leaks;
+  for (bool read_ahead : {true, false}) {
+    auto [a, b] = MakePipe(true);
+    b.set_read_ahead(read_ahead);
+    std::vector<std::string> sent;
+    for (size_t i = 0; i < 200; ++i) {
+      size_t size = (i % 10 == 9) ? 40000 + i : i % 7;  // some bypass the buffer
+      sent.push_back(std::string(size, static_cast<char>('a' + i % 26)));
+    }
+    std::thread t([&a = a, &sent] {
+      for (const std::string& m : sent) ASSERT_TRUE(a.SendBytes(m).ok());
+      ASSERT_TRUE(a.Close().ok());
+    });
+    for (const std::string& m : sent) {
+      absl::StatusOr<std::string> got = b.RecvBytes();
+      ASSERT_TRUE(got.ok()) << got.status();
+      ASSERT_EQ(*got, m);
+    }
+    t.join();
+    EXPECT_EQ(b.RecvBytes().status().code(), absl::StatusCode::kOutOfRange);
+    EXPECT_EQ(b.buffered(), 0u);
+  }
+  EXPECT_TRUE(leaks.Verify().ok());
+}
+
+TEST(ConnectionReadAheadTest, PollAndWaitSeeBufferedMessages) {
+  auto [a, b] = MakePipe(true);
+  ASSERT_TRUE(a.SendBytes("one").ok());
+  ASSERT_TRUE(a.SendBytes("two").ok());
+  // Make sure both frames are in the socket, so one read takes both.
+  absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(*b.RecvBytes(), "one");
+  EXPECT_GT(b.buffered(), 0u);
+  EXPECT_TRUE(*b.Poll());  // the fd itself is empty now
+  EXPECT_FALSE(*WaitReadable(b.fileno(), absl::ZeroDuration()));
+  EXPECT_EQ(*b.RecvBytes(), "two");
+  EXPECT_FALSE(*b.Poll());
+}
+
+TEST(ConnectionReadAheadTest, TurningItOffKeepsBufferedBytes) {
+  auto [a, b] = MakePipe(true);
+  ASSERT_TRUE(a.SendBytes("one").ok());
+  ASSERT_TRUE(a.SendBytes("two").ok());
+  absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(*b.RecvBytes(), "one");
+  b.set_read_ahead(false);
+  EXPECT_EQ(*b.RecvBytes(), "two");
+  ASSERT_TRUE(a.SendBytes("three").ok());
+  EXPECT_EQ(*b.RecvBytes(), "three");
+}
+
+}  // namespace
+}  // namespace mp

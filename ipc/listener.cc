@@ -230,6 +230,7 @@ absl::StatusOr<Connection> Listener::Accept() {
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) return absl::ErrnoToStatus(errno, "accept");
   Connection c{UniqueFd(fd)};
+  c.set_read_ahead(true);
   last_accepted_ = FromSockaddr(ss, len);
   if (options_.authkey.has_value()) {
     absl::Time deadline = DeadlineAfter(options_.handshake_timeout);
@@ -276,6 +277,7 @@ absl::StatusOr<Connection> Client(const Address& address,
     }
   }
   Connection c{std::move(fd)};
+  c.set_read_ahead(true);
   if (options.authkey.has_value()) {
     absl::Time deadline = DeadlineAfter(options.handshake_timeout);
     MP_RETURN_IF_ERROR(

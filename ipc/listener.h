@@ -22,6 +22,9 @@
 // client answers whichever form it is sent (see ipc/internal/auth.h). A
 // wrong key fails on both sides with kUnauthenticated before any message.
 //
+// Accepted and client connections have read-ahead on (see
+// `Connection::set_read_ahead()`).
+//
 // Unlike Python, the handshake can be bounded (`handshake_timeout`), so a
 // peer that never answers gives kDeadlineExceeded instead of a hang.
 

@@ -22,6 +22,11 @@ absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const WaitObject> objects,
     }
     fds[i] = {objects[i].fd(), POLLIN, 0};
   }
+  // Connections with read-ahead bytes are ready now; poll the rest without
+  // waiting.
+  bool any_buffered = false;
+  for (const WaitObject& o : objects) any_buffered |= o.buffered();
+  if (any_buffered) timeout = absl::ZeroDuration();
   const bool forever = timeout == absl::InfiniteDuration();
   const absl::Time deadline = forever ? absl::InfiniteFuture() : absl::Now() + timeout;
   std::vector<size_t> ready;
@@ -41,13 +46,13 @@ absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const WaitObject> objects,
       if (errno == EINTR) continue;
       return absl::ErrnoToStatus(errno, "poll");
     }
-    if (n > 0) {
+    if (n > 0 || any_buffered) {
       for (size_t i = 0; i < fds.size(); ++i) {
         if (fds[i].revents & POLLNVAL) {
           return absl::InvalidArgumentError(
               absl::StrCat("Wait: fd ", fds[i].fd, " is not open"));
         }
-        if (fds[i].revents != 0) ready.push_back(i);
+        if (fds[i].revents != 0 || objects[i].buffered()) ready.push_back(i);
       }
       return ready;
     }

@@ -32,14 +32,18 @@ namespace mp {
 class WaitObject {
  public:
   WaitObject(const Connection* connection)  // NOLINT: implicit on purpose
-      : fd_(connection != nullptr ? connection->fileno() : -1) {}
+      : fd_(connection != nullptr ? connection->fileno() : -1),
+        buffered_(connection != nullptr && connection->buffered() > 0) {}
   WaitObject(const Connection& connection)  // NOLINT
-      : fd_(connection.fileno()) {}
+      : fd_(connection.fileno()), buffered_(connection.buffered() > 0) {}
   WaitObject(int fd) : fd_(fd) {}  // NOLINT
   int fd() const { return fd_; }
+  // The connection already holds read-ahead bytes: ready without polling.
+  bool buffered() const { return buffered_; }
 
  private:
   int fd_;
+  bool buffered_ = false;
 };
 
 // Wait()

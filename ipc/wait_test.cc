@@ -34,6 +34,21 @@ TEST(WaitTest, ReturnsReadyConnectionsAndFds) {
   EXPECT_TRUE(leaks.Verify().ok());
 }
 
+TEST(WaitTest, ConnectionWithReadAheadBytesIsReady) {
+  auto p = Pipe();
+  auto idle = Pipe();
+  ASSERT_TRUE(p.ok() && idle.ok());
+  ASSERT_TRUE(p->first.SendBytes("a").ok());
+  ASSERT_TRUE(p->first.SendBytes("b").ok());
+  absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_EQ(*p->second.RecvBytes(), "a");  // "b" is read ahead
+  ASSERT_GT(p->second.buffered(), 0u);
+  absl::StatusOr<std::vector<size_t>> ready =
+      Wait({WaitObject(idle->first), WaitObject(p->second)}, absl::Seconds(10));
+  ASSERT_TRUE(ready.ok());
+  EXPECT_EQ(*ready, (std::vector<size_t>{1}));
+}
+
 TEST(WaitTest, TimeoutReturnsEmpty) {
   auto p = Pipe();
   ASSERT_TRUE(p.ok());

@@ -221,5 +221,36 @@ absl::Status ReadFull(int fd, char* buf, size_t size, bool eof_ok_at_start,
   return absl::OkStatus();
 }
 
+absl::StatusOr<size_t> ReadSomeUntil(int fd, char* buf, size_t size,
+                                     absl::Time deadline) {
+  while (true) {
+    if (deadline != absl::InfiniteFuture()) {
+      absl::StatusOr<bool> ready = PollUntil(fd, POLLIN, deadline);
+      if (!ready.ok()) return ready.status();
+      if (!*ready) {
+        return absl::DeadlineExceededError(
+            "timed out waiting for the peer's message");
+      }
+    }
+    ssize_t n = ::read(fd, buf, std::min<size_t>(size, 0x7ffff000));
+    if (n >= 0) return static_cast<size_t>(n);
+    int err = errno;
+    if (err == EINTR) continue;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      absl::StatusOr<bool> ready = PollUntil(fd, POLLIN, deadline);
+      if (!ready.ok()) return ready.status();
+      if (!*ready) {
+        return absl::DeadlineExceededError(
+            "timed out waiting for the peer's message");
+      }
+      continue;
+    }
+    if (err == ECONNRESET) {
+      return absl::OutOfRangeError("end of file: connection reset by peer");
+    }
+    return absl::ErrnoToStatus(err, "read");
+  }
+}
+
 }  // namespace ipc_internal
 }  // namespace mp

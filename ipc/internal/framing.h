@@ -55,6 +55,12 @@ absl::Status WriteFrame(int fd, bool is_socket, absl::string_view payload);
 absl::Status ReadFull(int fd, char* buf, size_t size, bool eof_ok_at_start,
                       absl::Time deadline, size_t* got = nullptr);
 
+// One read(2) of at most `size` bytes, waiting until `deadline` for data.
+// Returns the count, 0 at end of file. Errors: kDeadlineExceeded, kOutOfRange
+// for ECONNRESET, the errno otherwise.
+absl::StatusOr<size_t> ReadSomeUntil(int fd, char* buf, size_t size,
+                                     absl::Time deadline);
+
 }  // namespace ipc_internal
 }  // namespace mp
 
