@@ -48,7 +48,8 @@ class RemoteError : public std::runtime_error {
   absl::Status status_;
 };
 
-// Called on the pool's result thread when a result is ready: keep them
+// Called when a result is ready, before its waiters wake, on the pool's
+// result thread or on a thread that is waiting for a result: keep them
 // short, and do not `Join()` the pool from them.
 template <typename T>
 struct AsyncCallbacks {

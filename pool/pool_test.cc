@@ -257,6 +257,21 @@ TEST(PoolTest, ManyThreadsWaitingAtOnce) {
   EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
 }
 
+TEST(PoolTest, CallbackMayWaitForAnotherResult) {
+  Pool pool(Opts(2));
+  AsyncResult<int> inner = pool.ApplyAsync(SleepMs, 50);
+  std::atomic<int> seen{0};
+  AsyncResult<int> outer = pool.ApplyAsync(
+      Square, std::make_tuple(3),
+      AsyncCallbacks<int>{[&](const int&) {
+                            absl::StatusOr<int> v = inner.Wait(absl::Seconds(10));
+                            seen = v.ok() ? *v : -1;
+                          },
+                          {}});
+  ASSERT_TRUE(outer.Wait(absl::Seconds(20)).ok());
+  EXPECT_EQ(seen.load(), 50);
+}
+
 TEST(PoolTest, TerminateWakesAWaitingThread) {
   Pool pool(Opts(1));
   AsyncResult<int> r = pool.ApplyAsync(SleepMs, 20000);

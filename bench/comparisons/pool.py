@@ -1,7 +1,7 @@
 # Pool comparisons: mp::Pool / ProcessPoolExecutor against Python's
 # multiprocessing.Pool / concurrent.futures (same machine, same run) and
 # against raw C pipes/socketpairs in the same binary.
-PY = "bench/python/pool_bench.py"
+PY = "python/pool_bench.py"
 
 COMPARISONS = [
     Comparison("Pool.Map 200k trivial tasks, default chunksize vs Python Pool.map",

@@ -181,8 +181,13 @@ Core::DriveResult Core::Drive(const std::function<bool()>& ready,
       return DriveResult::kBusy;
     }
   }
+  // A callback run by this driver may wait for another result: it must not
+  // try to drive again (try_lock on a mutex we hold is undefined).
+  static thread_local bool in_drive = false;
+  if (in_drive) return DriveResult::kBusy;
   std::unique_lock<std::mutex> driving(drive_mu_, std::try_to_lock);
   if (!driving.owns_lock()) return DriveResult::kBusy;
+  in_drive = true;
   driver_active_.store(true);
   std::atomic_thread_fence(std::memory_order_seq_cst);
   const absl::Time deadline = timeout == absl::InfiniteDuration()
@@ -224,6 +229,7 @@ Core::DriveResult Core::Drive(const std::function<bool()>& ready,
     if (wake_handler) transport_->Wake();
   }
   driver_active_.store(false);
+  in_drive = false;
   return result;
 }
 
