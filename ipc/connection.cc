@@ -79,6 +79,22 @@ absl::Status Connection::SendBytes(absl::string_view data, size_t offset,
   return SendBytes(data.substr(offset, size));
 }
 
+Connection& Connection::operator=(Connection&& other) noexcept {
+  if (this != &other) {
+    fd_ = std::move(other.fd_);
+    readable_ = std::exchange(other.readable_, false);
+    writable_ = std::exchange(other.writable_, false);
+    is_socket_ = std::exchange(other.is_socket_, false);
+    read_ahead_ = std::exchange(other.read_ahead_, false);
+    read_buffer_ = std::move(other.read_buffer_);
+    read_pos_ = std::exchange(other.read_pos_, 0);
+    read_end_ = std::exchange(other.read_end_, 0);
+    send_buffer_ = std::move(other.send_buffer_);
+    recv_buffer_ = std::move(other.recv_buffer_);
+  }
+  return *this;
+}
+
 size_t Connection::buffered() const { return read_end_ - read_pos_; }
 
 absl::Status Connection::ReadExact(char* buf, size_t size, bool eof_ok_at_start,

@@ -30,7 +30,8 @@
 //
 // Thread safety: like Python's, a Connection is not thread-safe; but one
 // thread may send while another receives. After fork() both processes hold
-// the fds; do not read a message in two processes at once without a lock.
+// the fds: a connection with read-ahead (see `set_read_ahead()`) must be read
+// in one process only; without it, processes may take turns under a lock.
 
 #ifndef MP_IPC_CONNECTION_H_
 #define MP_IPC_CONNECTION_H_
@@ -66,8 +67,8 @@ class Connection {
   // `Connection(handle, readable, writable)`.
   explicit Connection(UniqueFd fd, bool readable = true, bool writable = true);
 
-  Connection(Connection&&) noexcept = default;
-  Connection& operator=(Connection&&) noexcept = default;
+  Connection(Connection&& other) noexcept { *this = std::move(other); }
+  Connection& operator=(Connection&& other) noexcept;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
   ~Connection() = default;

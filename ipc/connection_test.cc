@@ -391,6 +391,18 @@ TEST(ConnectionReadAheadTest, PollAndWaitSeeBufferedMessages) {
   EXPECT_FALSE(*b.Poll());
 }
 
+TEST(ConnectionReadAheadTest, MoveCarriesBufferedBytes) {
+  auto [a, b] = MakePipe(true);
+  ASSERT_TRUE(a.SendBytes("one").ok());
+  ASSERT_TRUE(a.SendBytes("two").ok());
+  EXPECT_EQ(*b.RecvBytes(), "one");
+  Connection moved = std::move(b);
+  EXPECT_EQ(b.buffered(), 0u);
+  EXPECT_TRUE(b.closed());
+  EXPECT_EQ(b.RecvBytes().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(*moved.RecvBytes(), "two");
+}
+
 TEST(ConnectionReadAheadTest, TurningItOffKeepsBufferedBytes) {
   auto [a, b] = MakePipe(true);
   ASSERT_TRUE(a.SendBytes("one").ok());
