@@ -144,11 +144,18 @@ void BM_ExecutorSubmit(benchmark::State& state) {
 }
 BENCHMARK(BM_ExecutorSubmit)->Arg(10000)->UseRealTime();
 
-// Results of 1 MiB each (item = one 1 MiB result).
+// Results of 1 MiB each (item = one 1 MiB result), from a pool with
+// `state.range(0)` workers; with 1 worker it is one writer and one reader,
+// like the raw peer below.
 void BM_PoolResult1MiB(benchmark::State& state) {
   const int n = Smoke() ? 4 : 64;
   std::vector<int> xs = Range(n);
-  mp::Pool& pool = SharedPool();
+  static mp::Pool* one = [] {
+    mp::PoolOptions o;
+    o.processes = 1;
+    return new mp::Pool(o);
+  }();
+  mp::Pool& pool = state.range(0) == 1 ? *one : SharedPool();
   for (auto _ : state) {
     auto r = pool.Map(MiB, xs, 1);
     if (!r.ok()) state.SkipWithError(r.status().ToString().c_str());
@@ -157,7 +164,7 @@ void BM_PoolResult1MiB(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * n);
   state.SetBytesProcessed(state.iterations() * n * (int64_t{1} << 20));
 }
-BENCHMARK(BM_PoolResult1MiB)->UseRealTime();
+BENCHMARK(BM_PoolResult1MiB)->Arg(1)->Arg(2)->UseRealTime();
 
 // The floor: a forked process writes 1 MiB blocks into a socketpair, the
 // parent reads them (item = 1 MiB received).
