@@ -64,6 +64,12 @@ absl::StatusOr<std::vector<uint64_t>> Core::Submit(
       return absl::InvalidArgumentError(
           absl::StrCat("no function ", spec.function, " in the pool's table"));
     }
+    if (spec.payload.size() > transport_->MaxPayload()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the arguments of task ", spec.base_index, " take ",
+          spec.payload.size(), " bytes, more than one message carries (",
+          transport_->MaxPayload(), ")"));
+    }
   }
   for (TaskSpec& spec : specs) {
     uint64_t id = next_id_++;

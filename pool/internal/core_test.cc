@@ -322,6 +322,15 @@ TEST_F(CoreTest, NewFunctionBehindOldOnesDoesNotBlock) {
   EXPECT_EQ(sent[0].payload, "p1");
 }
 
+TEST_F(CoreTest, OversizedPayloadIsInvalidArgument) {
+  Make({.processes = 1});
+  Core::TaskSpec big = Spec(1, 4);
+  big.payload.assign((1 << 20) + 1, 'x');
+  absl::StatusOr<std::vector<uint64_t>> r = core_->Submit({std::move(big)});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "task 4")) << r.status();
+}
+
 TEST_F(CoreTest, UnknownFunctionIsInvalidArgument) {
   Make({.processes = 1});
   EXPECT_EQ(core_->Submit({Spec(1, 0, 99)}).status().code(),

@@ -60,6 +60,7 @@ class FakeTransport : public Transport {
   void WakeDriver() override;
   std::string WorkerName(WorkerId worker) override;
   int64_t WorkerPid(WorkerId worker) override { return 1000 + worker; }
+  size_t MaxPayload() const override { return 1 << 20; }
 
   // Test controls (thread-safe).
   std::vector<Sent> WaitSent(size_t n);  // waits until n more were sent

@@ -309,6 +309,14 @@ void ForkTransport::WorkerMain(int sock, pid_t parent,
         ok = runner->Run(args, &out, &failure);
       }
       slot->store(0, std::memory_order_relaxed);
+      if (ok && out.size() - at - kHeader > options_.max_payload) {
+        ok = false;
+        failure = TaskFailure();
+        failure.code = static_cast<int32_t>(absl::StatusCode::kResourceExhausted);
+        failure.message = absl::StrCat("the result of ", out.size() - at - kHeader,
+                                       " bytes exceeds the message limit of ",
+                                       options_.max_payload, " bytes");
+      }
       if (!ok) {
         failure.pid = pid;
         out.resize(at + kHeader);

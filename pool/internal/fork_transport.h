@@ -46,6 +46,9 @@ struct ForkTransportOptions {
   // Runs in each worker before its first task; a non-OK status or an
   // exception breaks the pool.
   std::function<absl::Status()> initializer;
+  // Largest payload of one frame (the length field is 32 bits). A larger
+  // result fails its task with kResourceExhausted; tests lower it.
+  size_t max_payload = 0xFFFFFFFFu;
 };
 
 // A growable byte buffer that, unlike std::string::resize, does not zero
@@ -87,6 +90,7 @@ class ForkTransport : public Transport {
   void WakeDriver() override;
   std::string WorkerName(WorkerId worker) override;
   int64_t WorkerPid(WorkerId worker) override;
+  size_t MaxPayload() const override { return options_.max_payload; }
 
  private:
   struct Proc {

@@ -22,6 +22,7 @@
 #ifndef MP_POOL_INTERNAL_TRANSPORT_H_
 #define MP_POOL_INTERNAL_TRANSPORT_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -120,6 +121,11 @@ class Transport {
   virtual absl::Status PollForDriver(absl::Duration timeout,
                                      std::vector<TransportEvent>* events) = 0;
   virtual void WakeDriver() = 0;
+
+  // Transport::MaxPayload()
+  //
+  // The largest task payload (and result) one message can carry.
+  virtual size_t MaxPayload() const = 0;
 
   // Transport::WorkerName()
   //
