@@ -72,14 +72,27 @@ inline void CpuRelax() {
 constexpr int64_t kMaxSpinNs = 5000;
 constexpr int64_t kMinSpinNs = 200;
 
+// A poller looks at the other side's word only every kPausesPerCheck pause
+// instructions (a few hundred ns on current CPUs). Each look pulls the
+// cache line of that word (and then of the records) over to the poller's
+// core, and the other side's next store must fetch it back: checking after
+// every pause made a consumer that kept pace with its producer steal the
+// lines after almost every record, so each Put waited for two cache-line
+// transfers (its lock release drains the stores). Looking less often lets
+// the producer write a run of records into lines it owns; the consumer then
+// takes them as a batch. Measured on a 2-core AMD EPYC VM, one producer and
+// one consumer process, 8-byte values: median 16 -> 29 M values/s. The cost
+// is up to one check interval of extra latency when the queue was empty.
+constexpr int kPausesPerCheck = 16;
+
 // Polls `ready()` for up to `*budget_ns`; true once it holds. Adapts the
 // budget.
 template <typename F>
 bool Poll(std::atomic<int32_t>* budget_ns, F ready) {
   const int64_t budget = budget_ns->load(std::memory_order_relaxed);
   int64_t start = 0;
-  for (int i = 1;; ++i) {
-    CpuRelax();
+  for (;;) {
+    for (int k = 0; k < kPausesPerCheck; ++k) CpuRelax();
     if (ready()) {
       if (budget < kMaxSpinNs) {
         budget_ns->store(static_cast<int32_t>(std::min(kMaxSpinNs, budget * 2)),
@@ -87,7 +100,7 @@ bool Poll(std::atomic<int32_t>* budget_ns, F ready) {
       }
       return true;
     }
-    if ((i & 3) == 0) {
+    {
       const int64_t now = Deadline::NowNs();
       if (start == 0) {
         start = now;
