@@ -170,6 +170,9 @@ class ProcessPoolExecutor {
     o.processes = n;
     o.initializer = std::move(init);
     o.max_tasks_per_child = max_tasks;
+    // Fewer tasks sent ahead than a Pool: more futures stay cancellable
+    // (Python's executor queues even fewer).
+    o.max_inflight_per_worker = 32;
     return o;
   }
 

@@ -9,7 +9,8 @@ namespace pool_internal {
 
 absl::StatusOr<std::shared_ptr<Core>> MakeProcessCore(
     int processes, std::function<absl::Status()> initializer,
-    int max_tasks_per_child, const std::string& start_method, int retries) {
+    int max_tasks_per_child, const std::string& start_method, int retries,
+    int max_inflight) {
   if (!start_method.empty() && start_method != "fork") {
     return absl::UnimplementedError(absl::StrCat(
         "start method \"", start_method,
@@ -22,10 +23,14 @@ absl::StatusOr<std::shared_ptr<Core>> MakeProcessCore(
     return absl::InvalidArgumentError("max_tasks_per_child must be >= 0");
   }
   if (retries < 0) return absl::InvalidArgumentError("retries must be >= 0");
+  if (max_inflight < 0) {
+    return absl::InvalidArgumentError("max_inflight_per_worker must be >= 0");
+  }
   CoreOptions options;
   options.processes = processes == 0 ? CpuCount() : processes;
   options.max_tasks_per_child = max_tasks_per_child;
   options.retries = retries;
+  options.max_inflight_per_worker = max_inflight == 0 ? 128 : max_inflight;
   auto table = std::make_unique<FunctionTable>();
   ForkTransportOptions topts;
   topts.initializer = std::move(initializer);
@@ -47,7 +52,8 @@ Pool::Pool(PoolOptions options) {
       pool_internal::MakeProcessCore(options.processes,
                                      std::move(options.initializer),
                                      options.max_tasks_per_child,
-                                     options.start_method, options.retries);
+                                     options.start_method, options.retries,
+                                     options.max_inflight_per_worker);
   if (core.ok()) {
     core_ = *std::move(core);
   } else {

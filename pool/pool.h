@@ -85,6 +85,10 @@ struct PoolOptions {
   // What happens to the task a worker was running when it died: 0 fails it
   // with "worker lost" (default); N > 0 runs it again up to N more times.
   int retries = 0;
+  // Most tasks (chunks) sent ahead to one worker; 0 means 128. More is
+  // faster for many small tasks; fewer balances long tasks better and leaves
+  // more of them cancellable (the executor uses 32).
+  int max_inflight_per_worker = 0;
 
   // PoolOptions::SetInitializer()
   //

@@ -452,6 +452,12 @@ TEST(PoolTest, BadOptionsAreReported) {
   PoolOptions m = Opts(1);
   m.max_tasks_per_child = -2;
   EXPECT_EQ(Pool(m).status().code(), absl::StatusCode::kInvalidArgument);
+  PoolOptions w = Opts(1);
+  w.max_inflight_per_worker = -1;
+  EXPECT_EQ(Pool(w).status().code(), absl::StatusCode::kInvalidArgument);
+  PoolOptions r = Opts(1);
+  r.retries = -1;
+  EXPECT_EQ(Pool(r).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(PoolTest, ImapIsOrderedLazyAndBounded) {

@@ -83,8 +83,9 @@ absl::StatusOr<std::vector<uint64_t>> Core::Submit(
     ++pending_functions_[t.function];
     ids.push_back(id);
   }
-  Dispatch();
-  transport_->Flush();
+  // Send now only what an idle worker waits for; what busy workers get is
+  // flushed by the handler with their next results (fewer, larger writes).
+  if (Dispatch()) transport_->Flush();
   if (!pending_.empty()) transport_->Wake();
   return ids;
 }
@@ -452,11 +453,12 @@ bool Core::Maintain(std::vector<Completion>* out, bool may_start_workers) {
   return need_start;
 }
 
-void Core::Dispatch() {
-  if (terminating_ || !broken_.ok()) return;
+bool Core::Dispatch() {
+  if (terminating_ || !broken_.ok()) return false;
   int live = 0;
   for (const Worker& w : workers_) live += w.stopping ? 0 : 1;
-  if (live == 0) return;
+  if (live == 0) return false;
+  bool to_idle = false;
   // Spread what is pending over the workers, at most the per-worker cap.
   size_t held = 0;
   for (const Worker& w : workers_) held += w.outstanding.size();
@@ -482,7 +484,7 @@ void Core::Dispatch() {
         best = &w;
       }
     }
-    if (best == nullptr) return;
+    if (best == nullptr) return to_idle;
     pending_.pop_front();
     RemovePending(id);
     absl::Status s = transport_->Send(best->id, id, t.function, t.payload);
@@ -490,12 +492,14 @@ void Core::Dispatch() {
       // The worker is going away; its exit event will come. Keep the task.
       Requeue(id, /*front=*/true);
       best->stopping = true;
-      return;
+      return to_idle;
     }
     t.worker = best->id;
+    to_idle |= best->outstanding.empty();
     best->outstanding.push_back(id);
     ++best->assigned;
   }
+  return to_idle;
 }
 
 void Core::HandlerLoop() {

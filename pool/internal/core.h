@@ -163,7 +163,8 @@ class Core {
   // Runs `Done` callbacks (no lock held), then wakes a polling driver.
   void RunCompletions(std::vector<Completion>* completions,
                       bool wake_driver = true);
-  void Dispatch();
+  // Returns true when a task went to a worker that held none.
+  bool Dispatch();
   void Break(absl::Status status, std::vector<Completion>* out);
   void FailAll(const absl::Status& status, std::vector<Completion>* out);
   void Requeue(uint64_t id, bool front);
