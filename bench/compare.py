@@ -35,6 +35,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -137,52 +138,64 @@ def parse_script_output(text):
     return {k: float(v) for k, v in json.loads(lines[-1]).items()}
 
 
-def run_benches(comparisons, min_time, opt):
-    binaries = {}
+def measurements(comparisons, kind):
+    """Maps each source (a benchmark binary or a script) of `kind` to the set
+    of names or keys the comparisons need from it."""
+    needed = {}
     for c in comparisons:
         for m in (c.mp, c.peer):
-            if isinstance(m, Bench):
-                binaries.setdefault(m.binary, set()).add(m.name)
+            if isinstance(m, kind):
+                source, item = (m.binary, m.name) if kind is Bench else (m.path, m.key)
+                needed.setdefault(source, set()).add(item)
+    return needed
+
+
+def run_logged(cmd, timeout):
+    """Runs cmd from the repository root; its stdout, or None (with the
+    reason on stderr) when it fails or outlives `timeout` seconds, so that one
+    broken peer leaves its rows "not measured" instead of ending the run."""
+    print("+ " + " ".join(cmd), file=sys.stderr)
+    try:
+        return subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE,
+                              text=True, timeout=timeout).stdout
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+        print("compare.py: %s" % e, file=sys.stderr)
+        return None
+
+
+def run_benches(comparisons, min_time, opt, timeout):
+    needed = measurements(comparisons, Bench)
     results = {}
-    if not binaries:
+    if not needed:
         return results
     # MP_BAZEL lets several checkouts or engineers use their own output base:
     # MP_BAZEL="bazel --output_base=$HOME/.cache/bazel/mine" bench/compare.py
     bazel = shlex.split(os.environ.get("MP_BAZEL", "bazel"))
-    targets = ["//bench:%s" % b for b in sorted(binaries)]
+    targets = ["//bench:%s" % b for b in sorted(needed)]
     subprocess.run(bazel + ["build", "-c", opt] + targets, cwd=ROOT, check=True)
     bin_dir = subprocess.run(bazel + ["info", "-c", opt, "bazel-bin"], cwd=ROOT,
                              check=True, stdout=subprocess.PIPE,
                              text=True).stdout.strip()
-    for binary, names in sorted(binaries.items()):
-        exe = os.path.join(bin_dir, "bench", binary)
-        filt = "^(%s)$" % "|".join(sorted(n.replace("/", "/") for n in names))
-        cmd = [exe, "--benchmark_format=json", "--benchmark_filter=" + filt,
-               "--benchmark_min_time=%g" % min_time]
-        print("+ " + " ".join(cmd), file=sys.stderr)
-        out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE,
-                             text=True).stdout
-        for name, v in parse_benchmark_json(out).items():
-            results["%s:%s" % (binary, name)] = v
+    for binary, names in sorted(needed.items()):
+        filt = "^(%s)$" % "|".join(re.escape(n) for n in sorted(names))
+        out = run_logged([os.path.join(bin_dir, "bench", binary),
+                          "--benchmark_format=json", "--benchmark_filter=" + filt,
+                          "--benchmark_min_time=%g" % min_time], timeout)
+        if out is not None:
+            for name, v in parse_benchmark_json(out).items():
+                results["%s:%s" % (binary, name)] = v
     return results
 
 
-def run_scripts(comparisons):
-    scripts = {}
-    for c in comparisons:
-        for m in (c.mp, c.peer):
-            if isinstance(m, Script):
-                scripts.setdefault(m.path, []).append(m.key)
+def run_scripts(comparisons, timeout):
     results = {}
-    for path, keys in sorted(scripts.items()):
-        keys = sorted(set(keys))
+    for path, keys in sorted(measurements(comparisons, Script).items()):
         exe = os.path.join(ROOT, "bench", path)
-        cmd = ([sys.executable, exe] if path.endswith(".py") else [exe]) + keys
-        print("+ " + " ".join(cmd), file=sys.stderr)
-        out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE,
-                             text=True).stdout
-        for k, v in parse_script_output(out).items():
-            results["%s:%s" % (path, k)] = v
+        cmd = ([sys.executable, exe] if path.endswith(".py") else [exe]) + sorted(keys)
+        out = run_logged(cmd, timeout)
+        if out is not None:
+            for k, v in parse_script_output(out).items():
+                results["%s:%s" % (path, k)] = v
     return results
 
 
@@ -243,12 +256,14 @@ def main():
     ap.add_argument("--min-time", type=float, default=0.5)
     ap.add_argument("--strict", action="store_true")
     ap.add_argument("-c", dest="opt", default="opt")
+    ap.add_argument("--timeout", type=float, default=1200,
+                    help="seconds one benchmark binary or script may take")
     args = ap.parse_args()
     comps = load_comparisons(set(args.area))
     if not comps:
         sys.exit("compare.py: no comparisons for %s" % (args.area or "any area"))
-    results = run_benches(comps, args.min_time, args.opt)
-    results.update(run_scripts(comps))
+    results = run_benches(comps, args.min_time, args.opt, args.timeout)
+    results.update(run_scripts(comps, args.timeout))
     missed = 0
     for area in sorted({c.area for c in comps}):
         rows = []

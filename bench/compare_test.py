@@ -43,5 +43,22 @@ class CompareTest(unittest.TestCase):
         self.assertIn("not measured", t)
 
 
+class MeasurementsTest(unittest.TestCase):
+    def test_groups_items_by_source_and_kind(self):
+        c1 = compare.Comparison("a", compare.Bench("b1", "x"),
+                                compare.Script("s.py", "k1"), compare.at_least(1))
+        c2 = compare.Comparison("b", compare.Bench("b1", "y"),
+                                compare.Script("s.py", "k2"), compare.at_least(1))
+        self.assertEqual(compare.measurements([c1, c2], compare.Bench),
+                         {"b1": {"x", "y"}})
+        self.assertEqual(compare.measurements([c1, c2], compare.Script),
+                         {"s.py": {"k1", "k2"}})
+
+    def test_failing_or_hanging_command_is_not_measured(self):
+        self.assertIsNone(compare.run_logged(["false"], timeout=10))
+        self.assertIsNone(compare.run_logged(["sleep", "5"], timeout=0.2))
+        self.assertEqual(compare.run_logged(["echo", "hi"], timeout=10), "hi\n")
+
+
 if __name__ == "__main__":
     unittest.main()
