@@ -5,24 +5,14 @@
 
 #include <atomic>
 
-#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "process/leak_check.h"
+#include "shm/internal/test_prefix.h"
 
 namespace mp {
 namespace {
 
-// Segments made by this test process get a name prefix of their own, so
-// that the /dev/shm leak check ignores other tests' segments.
-std::string TestPrefix() {
-  static const std::string prefix = [] {
-    std::string p = absl::StrCat("psm_", getpid(), "_");
-    shm_internal::SetNamePrefixForTesting(p);
-    return p;
-  }();
-  return prefix;
-}
-
+using shm_internal::TestPrefix;
 
 struct Counter {
   explicit Counter(int start) : n(start) {}

@@ -9,9 +9,9 @@
 #include <thread>
 
 #include "absl/time/clock.h"
-#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "process/leak_check.h"
+#include "shm/internal/test_prefix.h"
 #include "sync/guard.h"
 #include "sync/internal/test_util.h"
 #include "sync/sync.h"
@@ -19,17 +19,7 @@
 namespace mp {
 namespace {
 
-// Segments made by this test process get a name prefix of their own, so
-// that the /dev/shm leak check ignores other tests' segments.
-std::string TestPrefix() {
-  static const std::string prefix = [] {
-    std::string p = absl::StrCat("psm_", getpid(), "_");
-    shm_internal::SetNamePrefixForTesting(p);
-    return p;
-  }();
-  return prefix;
-}
-
+using shm_internal::TestPrefix;
 
 using sync_testing::CountedLock;
 using sync_testing::Eventually;
