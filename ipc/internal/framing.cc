@@ -89,6 +89,18 @@ class ScopedSigpipeBlock {
   bool was_pending_ = false;
 };
 
+// Waits until `fd` is readable. Errors: kDeadlineExceeded when `deadline`
+// passes first, poll's errno.
+absl::Status WaitReadableUntil(int fd, absl::Time deadline) {
+  absl::StatusOr<bool> ready = PollUntil(fd, POLLIN, deadline);
+  if (!ready.ok()) return ready.status();
+  if (!*ready) {
+    return absl::DeadlineExceededError(
+        "timed out waiting for the peer's message");
+  }
+  return absl::OkStatus();
+}
+
 ssize_t WriteVec(int fd, bool is_socket, iovec* iov, int iovcnt) {
   if (is_socket) {
     msghdr msg = {};
@@ -180,34 +192,9 @@ absl::Status ReadFull(int fd, char* buf, size_t size, bool eof_ok_at_start,
   if (got_out == nullptr) got_out = &ignored;
   *got_out = 0;
   while (got < size) {
-    if (deadline != absl::InfiniteFuture()) {
-      absl::StatusOr<bool> ready = PollUntil(fd, POLLIN, deadline);
-      if (!ready.ok()) return ready.status();
-      if (!*ready) {
-        return absl::DeadlineExceededError(
-            "timed out waiting for the peer's message");
-      }
-    }
-    // Linux reads at most 0x7ffff000 bytes per call anyway.
-    ssize_t n = ::read(fd, buf + got, std::min<size_t>(size - got, 0x7ffff000));
-    if (n < 0) {
-      int err = errno;
-      if (err == EINTR) continue;
-      if (err == EAGAIN || err == EWOULDBLOCK) {
-        absl::StatusOr<bool> ready = PollUntil(fd, POLLIN, deadline);
-        if (!ready.ok()) return ready.status();
-        if (!*ready) {
-          return absl::DeadlineExceededError(
-              "timed out waiting for the peer's message");
-        }
-        continue;
-      }
-      if (err == ECONNRESET) {
-        return absl::OutOfRangeError("end of file: connection reset by peer");
-      }
-      return absl::ErrnoToStatus(err, "read");
-    }
-    if (n == 0) {
+    absl::StatusOr<size_t> n = ReadSomeUntil(fd, buf + got, size - got, deadline);
+    if (!n.ok()) return n.status();
+    if (*n == 0) {
       if (got == 0 && eof_ok_at_start) {
         return absl::OutOfRangeError("end of file: the peer closed the connection");
       }
@@ -215,7 +202,7 @@ absl::Status ReadFull(int fd, char* buf, size_t size, bool eof_ok_at_start,
           "the peer closed the connection mid-message (", got, " of ", size,
           " bytes read)"));
     }
-    got += static_cast<size_t>(n);
+    got += *n;
     *got_out = got;
   }
   return absl::OkStatus();
@@ -225,24 +212,17 @@ absl::StatusOr<size_t> ReadSomeUntil(int fd, char* buf, size_t size,
                                      absl::Time deadline) {
   while (true) {
     if (deadline != absl::InfiniteFuture()) {
-      absl::StatusOr<bool> ready = PollUntil(fd, POLLIN, deadline);
-      if (!ready.ok()) return ready.status();
-      if (!*ready) {
-        return absl::DeadlineExceededError(
-            "timed out waiting for the peer's message");
-      }
+      absl::Status ready = WaitReadableUntil(fd, deadline);
+      if (!ready.ok()) return ready;
     }
+    // Linux reads at most 0x7ffff000 bytes per call anyway.
     ssize_t n = ::read(fd, buf, std::min<size_t>(size, 0x7ffff000));
     if (n >= 0) return static_cast<size_t>(n);
     int err = errno;
     if (err == EINTR) continue;
     if (err == EAGAIN || err == EWOULDBLOCK) {
-      absl::StatusOr<bool> ready = PollUntil(fd, POLLIN, deadline);
-      if (!ready.ok()) return ready.status();
-      if (!*ready) {
-        return absl::DeadlineExceededError(
-            "timed out waiting for the peer's message");
-      }
+      absl::Status ready = WaitReadableUntil(fd, deadline);
+      if (!ready.ok()) return ready;
       continue;
     }
     if (err == ECONNRESET) {
