@@ -377,6 +377,34 @@ MP_PROCESS_CHILD_TEXT int RunTarget(void* target) {
   RunAndExit(RunTarget, p->target.get());
 }
 
+// How the parent of a fork or spawn child sees it end: a pidfd, opened
+// when first needed, or else the read end of `pipe`, whose write end only
+// the child keeps open.
+struct ExitWatch {
+  bool use_pidfd = false;
+  FdPair pipe;  // empty with a pidfd
+};
+
+absl::StatusOr<ExitWatch> MakeExitWatch() {
+  ExitWatch watch;
+  watch.use_pidfd = process_internal::PidfdSupported();
+  if (!watch.use_pidfd) {
+    MP_ASSIGN_OR_RETURN(watch.pipe, MakePipe());
+  }
+  return watch;
+}
+
+// Records `pid` as our started child, watched as `watch` says.
+void AdoptChild(ProcessImpl* p, pid_t pid, ExitWatch* watch) {
+  p->pid = pid;
+  p->our_child = true;
+  if (watch->use_pidfd) {
+    p->lazy_pidfd = true;
+  } else {
+    p->sentinel = std::move(watch->pipe.read);
+  }
+}
+
 }  // namespace
 
 absl::Status StartLocked(ProcessImpl* p) {
@@ -393,36 +421,22 @@ absl::Status StartLocked(ProcessImpl* p) {
   switch (p->method) {
     case StartMethod::kFork: {
       process_internal::WarnIfThreaded();
-      const bool use_pidfd = process_internal::PidfdSupported();
-      FdPair pipe;
-      if (!use_pidfd) {
-        MP_ASSIGN_OR_RETURN(pipe, MakePipe());
-      }
+      MP_ASSIGN_OR_RETURN(ExitWatch watch, MakeExitWatch());
       p->child_self = std::make_unique<Self>(
           Self{p->name, p->identity, p->daemon, true, parent, parent_name});
       process_internal::FlushStdio();
       pid_t pid = ::fork();
       if (pid < 0) return absl::ErrnoToStatus(errno, "fork");
-      if (pid == 0) RunForkChild(p, parent, &pipe);
-      p->pid = pid;
-      p->our_child = true;
-      if (use_pidfd) {
-        p->lazy_pidfd = true;
-      } else {
-        p->sentinel = std::move(pipe.read);
-      }
+      if (pid == 0) RunForkChild(p, parent, &watch.pipe);
+      AdoptChild(p, pid, &watch);
       break;
     }
     case StartMethod::kSpawn: {
       MP_ASSIGN_OR_RETURN(process_internal::RemoteCall call,
                           p->target->Remote());
-      const bool use_pidfd = process_internal::PidfdSupported();
-      FdPair pipe;
-      if (!use_pidfd) {
-        MP_ASSIGN_OR_RETURN(pipe, MakePipe());
-      }
+      MP_ASSIGN_OR_RETURN(ExitWatch watch, MakeExitWatch());
       ChildPayload child = process_internal::MakePayload(*p, std::move(call));
-      if (!use_pidfd) child.sentinel_fd = 4;
+      if (!watch.use_pidfd) child.sentinel_fd = 4;
       MP_ASSIGN_OR_RETURN(UniqueFd payload,
                           process_internal::PayloadFd(Encode(child)));
       SpawnOptions opts;
@@ -434,17 +448,11 @@ absl::Status StartLocked(ProcessImpl* p) {
       }
       opts.env->push_back(process_internal::BootEnvEntry("spawn", 3));
       opts.fds = {{3, payload.get()}};
-      if (!use_pidfd) opts.fds.push_back({4, pipe.write.get()});
+      if (!watch.use_pidfd) opts.fds.push_back({4, watch.pipe.write.get()});
       opts.parent_death_signal = p->daemon ? SIGKILL : 0;
       process_internal::FlushStdio();
       MP_ASSIGN_OR_RETURN(pid_t pid, Spawn(opts));
-      p->pid = pid;
-      p->our_child = true;
-      if (use_pidfd) {
-        p->lazy_pidfd = true;
-      } else {
-        p->sentinel = std::move(pipe.read);
-      }
+      AdoptChild(p, pid, &watch);
       break;
     }
     case StartMethod::kForkServer: {
