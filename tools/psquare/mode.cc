@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,25 @@ int64_t SquareWork(int x, absl::Duration sleep) {
   Line(absl::StrCat("square ", x, ":", y));
   Line(absl::StrCat("end process:", x));
   return y;
+}
+
+absl::Status JoinAll(std::vector<Process>& processes) {
+  for (Process& p : processes) {
+    absl::Status joined = p.Join();
+    if (!joined.ok()) return joined;
+    if (p.exitcode() != 0) {
+      return absl::InternalError(absl::StrCat(
+          p.name(), " exited with code ", p.exitcode().value_or(-1)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void PrintResults(absl::Span<const int64_t> squares) {
+  for (size_t x = 0; x < squares.size(); ++x) {
+    std::printf("result %d:%lld\n", static_cast<int>(x),
+                static_cast<long long>(squares[x]));
+  }
 }
 
 }  // namespace psquare

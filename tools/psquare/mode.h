@@ -45,6 +45,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "process/process.h"
 
 namespace mp {
@@ -74,6 +75,14 @@ const Mode* FindMode(const std::string& name);
 // prints "square X:Y", "end process:X" (each line written and flushed as
 // one write, so lines of concurrent processes do not mix), returns x*x.
 int64_t SquareWork(int x, absl::Duration sleep);
+
+// JoinAll(): joins every process in order. Errors: Join()'s, or kInternal
+// naming the first process that exited with a code other than 0.
+absl::Status JoinAll(std::vector<Process>& processes);
+
+// PrintResults(): prints "result X:Y" for each X (buffered: the caller
+// flushes stdout).
+void PrintResults(absl::Span<const int64_t> squares);
 
 // Registers a mode at static initialisation (see PSQUARE_MODE).
 struct ModeRegistrar {

@@ -72,16 +72,8 @@ absl::Status RunPipe(const Config& config) {
       --pending;
     }
   }
-  for (Process& p : processes) {
-    MP_RETURN_IF_ERROR(p.Join());
-    if (p.exitcode() != 0) {
-      return absl::InternalError(absl::StrCat(
-          p.name(), " exited with code ", p.exitcode().value_or(-1)));
-    }
-  }
-  for (int x = 0; x < config.n; ++x) {
-    std::printf("result %d:%lld\n", x, static_cast<long long>(squares[x]));
-  }
+  MP_RETURN_IF_ERROR(JoinAll(processes));
+  PrintResults(squares);
   std::fflush(stdout);
   return absl::OkStatus();
 }

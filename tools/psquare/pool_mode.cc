@@ -32,9 +32,7 @@ absl::Status RunPool(const Config& config) {
   absl::StatusOr<std::vector<int64_t>> squares =
       pool.Map([sleep](int x) { return SquareWork(x, sleep); }, xs, 1);
   if (!squares.ok()) return squares.status();
-  for (int x = 0; x < config.n; ++x) {
-    std::printf("result %d:%lld\n", x, static_cast<long long>((*squares)[x]));
-  }
+  PrintResults(*squares);
   std::fflush(stdout);
   pool.Close();
   return pool.Join();

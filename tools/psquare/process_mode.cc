@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "process/process.h"
 #include "process/status_macros.h"
@@ -31,13 +30,7 @@ absl::Status RunProcess(const Config& config) {
                            absl::ToInt64Nanoseconds(config.sleep));
     MP_RETURN_IF_ERROR(processes.back().Start());
   }
-  for (Process& p : processes) {
-    MP_RETURN_IF_ERROR(p.Join());
-    if (p.exitcode() != 0) {
-      return absl::InternalError(absl::StrCat(
-          p.name(), " exited with code ", p.exitcode().value_or(-1)));
-    }
-  }
+  MP_RETURN_IF_ERROR(JoinAll(processes));
   return absl::OkStatus();
 }
 

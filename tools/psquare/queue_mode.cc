@@ -43,13 +43,7 @@ absl::Status RunQueue(const Config& config) {
     MP_RETURN_IF_ERROR(processes.back().Start());
   }
   // Joining first is safe here (it would deadlock with Python's Queue).
-  for (Process& p : processes) {
-    MP_RETURN_IF_ERROR(p.Join());
-    if (p.exitcode() != 0) {
-      return absl::InternalError(absl::StrCat(
-          p.name(), " exited with code ", p.exitcode().value_or(-1)));
-    }
-  }
+  MP_RETURN_IF_ERROR(JoinAll(processes));
   std::vector<int64_t> squares(config.n, -1);
   for (int i = 0; i < config.n; ++i) {
     MP_ASSIGN_OR_RETURN(Result r, results.Get(absl::Seconds(10)));
@@ -59,9 +53,7 @@ absl::Status RunQueue(const Config& config) {
     }
     squares[r.first] = r.second;
   }
-  for (int x = 0; x < config.n; ++x) {
-    std::printf("result %d:%lld\n", x, static_cast<long long>(squares[x]));
-  }
+  PrintResults(squares);
   std::fflush(stdout);
   return absl::OkStatus();
 }

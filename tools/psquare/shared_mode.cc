@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "process/process.h"
 #include "process/status_macros.h"
@@ -52,16 +51,8 @@ absl::Status RunShared(const Config& config) {
                            absl::ToInt64Nanoseconds(config.sleep));
     MP_RETURN_IF_ERROR(processes.back().Start());
   }
-  for (Process& p : processes) {
-    MP_RETURN_IF_ERROR(p.Join());
-    if (p.exitcode() != 0) {
-      return absl::InternalError(absl::StrCat(
-          p.name(), " exited with code ", p.exitcode().value_or(-1)));
-    }
-  }
-  for (int x = 0; x < config.n; ++x) {
-    std::printf("result %d:%lld\n", x, static_cast<long long>(squares[x]));
-  }
+  MP_RETURN_IF_ERROR(JoinAll(processes));
+  PrintResults(squares.span());
   std::printf("total %lld\n", static_cast<long long>(total.Get()));
   std::fflush(stdout);
   return absl::OkStatus();
