@@ -70,8 +70,8 @@ class Array {
   // `kInvalidArgument` when `name` holds another element type or is not an
   // mp Value/Array segment.
   static absl::StatusOr<Array> Attach(absl::string_view name) {
-    absl::StatusOr<shm_internal::Block> b = shm_internal::Block::Attach(
-        name, sizeof(T), shm_internal::TypeId<T>());
+    absl::StatusOr<shm_internal::Block> b =
+        shm_internal::AttachBlockOf<T>(name);
     if (!b.ok()) return b.status();
     return Array(*std::move(b));
   }
@@ -136,21 +136,11 @@ class Array {
   SharedMemory& memory() { return block_.memory(); }
 
  private:
-  struct Locker {
-    explicit Locker(RLock* l) : lock(l) {
-      if (lock != nullptr) lock->Acquire().IgnoreError();  // kDataLoss: held
-    }
-    ~Locker() {
-      if (lock != nullptr) lock->Release().IgnoreError();
-    }
-    RLock* lock;
-  };
+  using Locker = shm_internal::LockIfAny;
   static absl::StatusOr<Array> Make(size_t n, const T* init, bool lock) {
-    absl::StatusOr<shm_internal::Block> b = shm_internal::Block::Create(
-        sizeof(T), alignof(T), shm_internal::TypeId<T>(), n, lock);
+    absl::StatusOr<shm_internal::Block> b =
+        shm_internal::CreateBlockOf<T>(n, init, lock);
     if (!b.ok()) return b.status();
-    if (init != nullptr && n > 0) std::memcpy(b->data(), init, n * sizeof(T));
-    b->Publish();
     return Array(*std::move(b));
   }
   absl::Status OutOfRange(size_t i) const {

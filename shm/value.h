@@ -52,11 +52,9 @@ class Value {
   // lock (`GetLock()` is nullptr), like Python's `Value(..., lock=False)`.
   // Errors: those of `SharedMemory::Create()`.
   static absl::StatusOr<Value> Create(const T& initial = T(), bool lock = true) {
-    absl::StatusOr<shm_internal::Block> b = shm_internal::Block::Create(
-        sizeof(T), alignof(T), shm_internal::TypeId<T>(), 1, lock);
+    absl::StatusOr<shm_internal::Block> b =
+        shm_internal::CreateBlockOf<T>(1, &initial, lock);
     if (!b.ok()) return b.status();
-    std::memcpy(b->data(), &initial, sizeof(T));
-    b->Publish();
     return Value(*std::move(b));
   }
 
@@ -66,8 +64,8 @@ class Value {
   // Errors: `kNotFound`; `kInvalidArgument` when `name` holds something else
   // (another type, an Array, not an mp segment).
   static absl::StatusOr<Value> Attach(absl::string_view name) {
-    absl::StatusOr<shm_internal::Block> b = shm_internal::Block::Attach(
-        name, sizeof(T), shm_internal::TypeId<T>());
+    absl::StatusOr<shm_internal::Block> b =
+        shm_internal::AttachBlockOf<T>(name);
     if (!b.ok()) return b.status();
     if (b->count() != 1) {
       return absl::InvalidArgumentError(
@@ -99,15 +97,7 @@ class Value {
   SharedMemory& memory() { return block_.memory(); }
 
  private:
-  struct Locker {
-    explicit Locker(RLock* l) : lock(l) {
-      if (lock != nullptr) lock->Acquire().IgnoreError();  // kDataLoss: held
-    }
-    ~Locker() {
-      if (lock != nullptr) lock->Release().IgnoreError();
-    }
-    RLock* lock;
-  };
+  using Locker = shm_internal::LockIfAny;
   explicit Value(shm_internal::Block b) : block_(std::move(b)) {}
   shm_internal::Block block_;
 };

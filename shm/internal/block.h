@@ -15,9 +15,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "shm/internal/type_id.h"
 #include "shm/shared_memory.h"
 #include "sync/rlock.h"
 
@@ -55,6 +57,43 @@ class Block {
  private:
   explicit Block(SharedMemory memory) : memory_(std::move(memory)) {}
   SharedMemory memory_;
+};
+
+// CreateBlockOf<T>(): `Block::Create()` for `count` T's; copies `count`
+// T's from `init` in (unless `init` is nullptr: zero-filled), then publishes.
+template <typename T>
+absl::StatusOr<Block> CreateBlockOf(size_t count, const T* init, bool locked) {
+  absl::StatusOr<Block> b =
+      Block::Create(sizeof(T), alignof(T), TypeId<T>(), count, locked);
+  if (!b.ok()) return b.status();
+  if (init != nullptr && count > 0) {
+    std::memcpy(b->data(), init, count * sizeof(T));
+  }
+  b->Publish();
+  return b;
+}
+
+// AttachBlockOf<T>(): `Block::Attach()` for a block of T's.
+template <typename T>
+absl::StatusOr<Block> AttachBlockOf(absl::string_view name) {
+  return Block::Attach(name, sizeof(T), TypeId<T>());
+}
+
+// Holds `lock` while alive; does nothing for nullptr (a raw block). A lock
+// whose holder died (kDataLoss) is held all the same.
+class LockIfAny {
+ public:
+  explicit LockIfAny(RLock* lock) : lock_(lock) {
+    if (lock_ != nullptr) lock_->Acquire().IgnoreError();  // kDataLoss: held
+  }
+  ~LockIfAny() {
+    if (lock_ != nullptr) lock_->Release().IgnoreError();
+  }
+  LockIfAny(const LockIfAny&) = delete;
+  LockIfAny& operator=(const LockIfAny&) = delete;
+
+ private:
+  RLock* lock_;
 };
 
 }  // namespace shm_internal
