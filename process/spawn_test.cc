@@ -27,6 +27,7 @@
 namespace mp {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 std::string TempDir() {
@@ -65,6 +66,23 @@ SpawnOptions Sh(const std::string& script) {
   SpawnOptions o;
   o.argv = {"/bin/sh", "-c", script};
   return o;
+}
+
+// Spawns `opts` (whose fd plan wires the write ends of `pipes`), closes
+// this process's write ends, reads each pipe to EOF in order and expects the
+// child to exit 0. Returns what each pipe got (nothing if Spawn() failed).
+std::vector<std::string> SpawnAndReadPipes(const SpawnOptions& opts,
+                                           std::vector<FdPair*> pipes) {
+  absl::StatusOr<pid_t> pid = Spawn(opts);
+  EXPECT_TRUE(pid.ok()) << pid.status();
+  if (!pid.ok()) return {};
+  for (FdPair* p : pipes) p->write.reset();
+  std::vector<std::string> out;
+  for (FdPair* p : pipes) out.push_back(ReadAll(p->read.get()));
+  absl::StatusOr<int> code = WaitPid(*pid);
+  EXPECT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(code.value_or(-1000), 0);
+  return out;
 }
 
 TEST(SpawnTest, ReportsExitCode) {
@@ -199,13 +217,8 @@ TEST(SpawnTest, FdPlanHandlesCollisions) {
     const int bw = b->write.get();
     SpawnOptions o = Sh(absl::StrCat("echo to-b; echo to-a >&", bw));
     o.fds = {{bw, a->write.get()}, {1, bw}};
-    absl::StatusOr<pid_t> pid = Spawn(o);
-    ASSERT_TRUE(pid.ok()) << pid.status();
-    a->write.reset();
-    b->write.reset();
-    EXPECT_EQ(ReadAll(a->read.get()), "to-a\n");
-    EXPECT_EQ(ReadAll(b->read.get()), "to-b\n");
-    EXPECT_EQ(WaitPid(*pid).value(), 0);
+    EXPECT_THAT(SpawnAndReadPipes(o, {&*a, &*b}),
+                ElementsAre("to-a\n", "to-b\n"));
   }
   EXPECT_TRUE(leaks.Verify().ok());
 }
@@ -220,13 +233,8 @@ TEST(SpawnTest, FdPlanSwapsTwoFds) {
     SpawnOptions o =
         Sh(absl::StrCat("echo at-a >&", aw, "; echo at-b >&", bw));
     o.fds = {{aw, bw}, {bw, aw}};
-    absl::StatusOr<pid_t> pid = Spawn(o);
-    ASSERT_TRUE(pid.ok()) << pid.status();
-    a->write.reset();
-    b->write.reset();
-    EXPECT_EQ(ReadAll(a->read.get()), "at-b\n");
-    EXPECT_EQ(ReadAll(b->read.get()), "at-a\n");
-    EXPECT_EQ(WaitPid(*pid).value(), 0);
+    EXPECT_THAT(SpawnAndReadPipes(o, {&*a, &*b}),
+                ElementsAre("at-b\n", "at-a\n"));
   }
   EXPECT_TRUE(leaks.Verify().ok());
 }
@@ -239,11 +247,7 @@ TEST(SpawnTest, FdPlanKeepsSameNumberedFd) {
     const int aw = a->write.get();
     SpawnOptions o = Sh(absl::StrCat("echo same >&", aw));
     o.fds = {{aw, aw}};  // close-on-exec must be cleared
-    absl::StatusOr<pid_t> pid = Spawn(o);
-    ASSERT_TRUE(pid.ok()) << pid.status();
-    a->write.reset();
-    EXPECT_EQ(ReadAll(a->read.get()), "same\n");
-    EXPECT_EQ(WaitPid(*pid).value(), 0);
+    EXPECT_THAT(SpawnAndReadPipes(o, {&*a}), ElementsAre("same\n"));
   }
   EXPECT_TRUE(leaks.Verify().ok());
 }
