@@ -102,22 +102,13 @@ TEST(BarrierTest, AbortAndResetWakeWaiters) {
 }
 
 TEST(BarrierTest, SignalsDoNotShortenTheTimeout) {
-  sync_testing::InterruptingHandler handler(SIGUSR1);
   Barrier b(2);
-  const pthread_t self = pthread_self();
-  std::atomic<bool> stop{false};
-  std::thread pester([&] {
-    while (!stop) {
-      pthread_kill(self, SIGUSR1);
-      absl::SleepFor(absl::Milliseconds(3));
-    }
-  });
+  sync_testing::SignalPester pester(SIGUSR1);
   const absl::Time start = absl::Now();
   EXPECT_EQ(b.Wait(absl::Milliseconds(150)).status().code(),
             absl::StatusCode::kDeadlineExceeded);
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(150));
-  stop = true;
-  pester.join();
+  pester.Stop();
 }
 
 TEST(BarrierTest, ZeroPartiesIsInvalid) {

@@ -132,24 +132,15 @@ TEST(ConditionTest, WaiterReacquiresAfterNotifierDiesHoldingTheLock) {
 }
 
 TEST(ConditionTest, SignalsDoNotShortenTheWait) {
-  sync_testing::InterruptingHandler handler(SIGUSR1);
   Condition cv;
-  const pthread_t self = pthread_self();
-  std::atomic<bool> stop{false};
-  std::thread pester([&] {
-    while (!stop) {
-      pthread_kill(self, SIGUSR1);
-      absl::SleepFor(absl::Milliseconds(3));
-    }
-  });
+  sync_testing::SignalPester pester(SIGUSR1);
   ASSERT_TRUE(cv.Acquire().ok());
   const absl::Time start = absl::Now();
   EXPECT_EQ(cv.Wait(absl::Milliseconds(150)).code(),
             absl::StatusCode::kDeadlineExceeded);
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(150));
   ASSERT_TRUE(cv.Release().ok());
-  stop = true;
-  pester.join();
+  pester.Stop();
 }
 
 }  // namespace

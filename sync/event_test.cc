@@ -48,21 +48,12 @@ TEST(EventTest, SetWakesAllWaitingProcesses) {
 }
 
 TEST(EventTest, SignalsDoNotShortenTheWait) {
-  sync_testing::InterruptingHandler handler(SIGUSR1);
   Event e;
-  const pthread_t self = pthread_self();
-  std::atomic<bool> stop{false};
-  std::thread pester([&] {
-    while (!stop) {
-      pthread_kill(self, SIGUSR1);
-      absl::SleepFor(absl::Milliseconds(3));
-    }
-  });
+  sync_testing::SignalPester pester(SIGUSR1);
   const absl::Time start = absl::Now();
   EXPECT_FALSE(e.Wait(absl::Milliseconds(150)));
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(150));
-  stop = true;
-  pester.join();
+  pester.Stop();
 }
 
 TEST(EventTest, SpawnedProcessSetsByName) {

@@ -97,16 +97,37 @@ TEST(LockTest, MisuseIsAnError) {
   EXPECT_TRUE(lock.Release().ok());
 }
 
+// Holds `lock` from a thread of its own, from construction until Release()
+// (or destruction).
+class HeldByAnotherThread {
+ public:
+  explicit HeldByAnotherThread(Lock* lock)
+      : thread_([this, lock] {
+          ASSERT_TRUE(lock->Acquire().ok());
+          held_ = true;
+          while (!done_) absl::SleepFor(absl::Milliseconds(1));
+          ASSERT_TRUE(lock->Release().ok());
+        }) {
+    while (!held_) absl::SleepFor(absl::Milliseconds(1));
+  }
+  ~HeldByAnotherThread() { Release(); }
+  HeldByAnotherThread(const HeldByAnotherThread&) = delete;
+  HeldByAnotherThread& operator=(const HeldByAnotherThread&) = delete;
+
+  // Releases the lock and joins the thread.
+  void Release() {
+    done_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::atomic<bool> held_{false}, done_{false};
+  std::thread thread_;
+};
+
 TEST(LockTest, TimesOutWhileHeldElsewhere) {
   Lock lock;
-  std::atomic<bool> held{false}, done{false};
-  std::thread holder([&] {
-    ASSERT_TRUE(lock.Acquire().ok());
-    held = true;
-    while (!done) absl::SleepFor(absl::Milliseconds(1));
-    ASSERT_TRUE(lock.Release().ok());
-  });
-  while (!held) absl::SleepFor(absl::Milliseconds(1));
+  HeldByAnotherThread holder(&lock);
   EXPECT_FALSE(lock.TryAcquire());
   EXPECT_EQ(lock.Acquire(absl::ZeroDuration()).code(),
             absl::StatusCode::kDeadlineExceeded);
@@ -114,39 +135,21 @@ TEST(LockTest, TimesOutWhileHeldElsewhere) {
   EXPECT_EQ(lock.Acquire(absl::Milliseconds(50)).code(),
             absl::StatusCode::kDeadlineExceeded);
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(50));
-  done = true;
-  holder.join();
+  holder.Release();
   EXPECT_TRUE(lock.Acquire(absl::Seconds(10)).ok());
   EXPECT_TRUE(lock.Release().ok());
 }
 
 TEST(LockTest, SignalsDoNotShortenTheTimeout) {
-  sync_testing::InterruptingHandler handler(SIGUSR1);
   Lock lock;
-  std::atomic<bool> held{false}, done{false};
-  std::thread holder([&] {
-    ASSERT_TRUE(lock.Acquire().ok());
-    held = true;
-    while (!done) absl::SleepFor(absl::Milliseconds(1));
-    ASSERT_TRUE(lock.Release().ok());
-  });
-  while (!held) absl::SleepFor(absl::Milliseconds(1));
-  const pthread_t self = pthread_self();
-  std::atomic<bool> stop{false};
-  std::thread pester([&] {
-    while (!stop) {
-      pthread_kill(self, SIGUSR1);
-      absl::SleepFor(absl::Milliseconds(3));
-    }
-  });
+  HeldByAnotherThread holder(&lock);
+  sync_testing::SignalPester pester(SIGUSR1);
   const absl::Time start = absl::Now();
   EXPECT_EQ(lock.Acquire(absl::Milliseconds(200)).code(),
             absl::StatusCode::kDeadlineExceeded);
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(200));
-  stop = true;
-  pester.join();
-  done = true;
-  holder.join();
+  pester.Stop();
+  holder.Release();
 }
 
 TEST(LockTest, ExcludesAcrossForkedProcesses) {

@@ -91,22 +91,13 @@ TEST(SemaphoreTest, PingPongBetweenProcesses) {
 }
 
 TEST(SemaphoreTest, SignalsDoNotShortenTheTimeout) {
-  sync_testing::InterruptingHandler handler(SIGUSR2);
   Semaphore s(0);
-  const pthread_t self = pthread_self();
-  std::atomic<bool> stop{false};
-  std::thread pester([&] {
-    while (!stop) {
-      pthread_kill(self, SIGUSR2);
-      absl::SleepFor(absl::Milliseconds(3));
-    }
-  });
+  sync_testing::SignalPester pester(SIGUSR2);
   const absl::Time start = absl::Now();
   EXPECT_EQ(s.Acquire(absl::Milliseconds(150)).code(),
             absl::StatusCode::kDeadlineExceeded);
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(150));
-  stop = true;
-  pester.join();
+  pester.Stop();
 }
 
 TEST(SemaphoreTest, SpawnedProcessReleasesByName) {

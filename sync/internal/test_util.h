@@ -9,17 +9,20 @@
 #ifndef MP_SYNC_INTERNAL_TEST_UTIL_H_
 #define MP_SYNC_INTERNAL_TEST_UTIL_H_
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <new>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -137,6 +140,39 @@ class InterruptingHandler {
  private:
   int sig_;
   struct sigaction old_;
+};
+
+// Sends `sig` to the thread that made it every 3 ms, from a thread of its
+// own, until Stop() or destruction. Installs an InterruptingHandler for `sig`
+// meanwhile (restored on destruction), so that blocking calls see EINTR.
+//
+//   SignalPester pester(SIGUSR1);
+//   EXPECT_EQ(sem.Acquire(absl::Milliseconds(150)).code(), kDeadlineExceeded);
+//   pester.Stop();
+class SignalPester {
+ public:
+  explicit SignalPester(int sig)
+      : handler_(sig), target_(::pthread_self()), thread_([this, sig] {
+          while (!stop_) {
+            ::pthread_kill(target_, sig);
+            absl::SleepFor(absl::Milliseconds(3));
+          }
+        }) {}
+  ~SignalPester() { Stop(); }
+  SignalPester(const SignalPester&) = delete;
+  SignalPester& operator=(const SignalPester&) = delete;
+
+  // Stops sending and joins the thread (the handler stays until destruction).
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  InterruptingHandler handler_;
+  const pthread_t target_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
 };
 
 }  // namespace sync_testing
