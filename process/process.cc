@@ -87,18 +87,7 @@ std::atomic<Live*> g_live{nullptr};
 // The set of this process; a fresh one after fork (the parent's children are
 // not ours, and its lock may be held by a thread that is not here).
 Live* GetLive() {
-  const pid_t me = CachedPid();
-  for (;;) {
-    Live* l = g_live.load(std::memory_order_acquire);
-    if (l != nullptr && l->owner == me) return l;
-    auto* fresh = new Live;
-    fresh->owner = me;
-    if (g_live.compare_exchange_strong(l, fresh)) {
-      Abandon(l);
-      return fresh;
-    }
-    delete fresh;
-  }
+  return ThisProcessOwn(g_live, [](Live*) {});
 }
 
 void AddLive(ProcessImpl* p) {

@@ -46,21 +46,9 @@ struct Client {
 std::atomic<Client*> g_client{nullptr};
 
 Client* GetClient() {
-  const pid_t me = CachedPid();
-  for (;;) {
-    Client* c = g_client.load(std::memory_order_acquire);
-    if (c != nullptr && c->owner == me) return c;
-    auto* fresh = new Client;
-    fresh->owner = me;
-    if (g_client.compare_exchange_strong(c, fresh)) {
-      if (c != nullptr) {
-        c->control.reset();  // the server must see EOF when the parent goes
-        Abandon(c);
-      }
-      return fresh;
-    }
-    delete fresh;
-  }
+  return ThisProcessOwn(g_client, [](Client* c) {
+    c->control.reset();  // the server must see EOF when the parent goes
+  });
 }
 
 std::vector<std::string> ChildEnv(absl::string_view mode, int fd) {

@@ -39,24 +39,12 @@ std::atomic<bool> g_running{false};
 // This process's reaper; a fresh one after fork (the parent's children are
 // not ours; its thread and lock holder are not here).
 Reaper* Get() {
-  const pid_t me = CachedPid();
-  for (;;) {
-    Reaper* r = g_reaper.load(std::memory_order_acquire);
-    if (r != nullptr && r->owner == me) return r;
-    auto* fresh = new Reaper;
-    fresh->owner = me;
-    if (g_reaper.compare_exchange_strong(r, fresh)) {
-      if (r != nullptr) {
-        for (Item& item : r->items) item.sentinel.reset();
-        r->wake_read.reset();
-        r->wake_write.reset();
-        Abandon(r);
-        g_running.store(false);
-      }
-      return fresh;
-    }
-    delete fresh;
-  }
+  return ThisProcessOwn(g_reaper, [](Reaper* r) {
+    for (Item& item : r->items) item.sentinel.reset();
+    r->wake_read.reset();
+    r->wake_write.reset();
+    g_running.store(false);
+  });
 }
 
 // Reaps `pid` if it ended; true when it is gone (reaped or not ours).

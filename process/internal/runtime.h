@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -98,6 +99,32 @@ bool ReadAll(int fd, std::string* out);
 // locks may be held by threads that do not exist there) but must not free
 // or report as leaked.
 void Abandon(void* p) noexcept;
+
+// ThisProcessOwn()
+//
+// The T in `*slot` if this process made it; else (first use, or first use
+// after a fork) a fresh T with `owner` set to this pid, swapped in. The old
+// one, a forked parent's, is passed to `retire` (to drop what a child must
+// not keep, e.g. fds), then `Abandon()`ed: never freed, as its lock may be
+// held by a thread that is not here. Lock-free; T has a `pid_t owner`.
+template <typename T, typename Retire>
+T* ThisProcessOwn(std::atomic<T*>& slot, Retire retire) {
+  const pid_t me = CachedPid();
+  for (;;) {
+    T* old = slot.load(std::memory_order_acquire);
+    if (old != nullptr && old->owner == me) return old;
+    auto* fresh = new T;
+    fresh->owner = me;
+    if (slot.compare_exchange_strong(old, fresh)) {
+      if (old != nullptr) {
+        retire(old);
+        Abandon(old);
+      }
+      return fresh;
+    }
+    delete fresh;
+  }
+}
 
 // Flushes stdout and stderr (C and C++ streams), as Python flushes
 // sys.stdout and sys.stderr around fork and at a child's exit.
