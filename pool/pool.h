@@ -349,7 +349,7 @@ struct MapJob {
   void OnChunk(size_t chunk, int64_t base, absl::StatusOr<std::string> bytes) {
     absl::Status status;
     if (bytes.ok()) {
-      absl::StatusOr<std::vector<R>> rs = DecodeResults<R>(*bytes);
+      absl::StatusOr<std::vector<R>> rs = DecodeResults<R>(std::move(*bytes));
       if (rs.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         chunks[chunk] = *std::move(rs);
@@ -469,7 +469,8 @@ Pool::Pending<R> Pool::ApplyImpl(F f, Tuple args, AsyncCallbacks<R> callbacks) {
       result->Set(bytes.status());
       return;
     }
-    absl::StatusOr<std::vector<R>> rs = pool_internal::DecodeResults<R>(*bytes);
+    absl::StatusOr<std::vector<R>> rs =
+        pool_internal::DecodeResults<R>(std::move(*bytes));
     if (!rs.ok()) {
       result->Set(rs.status());
     } else if (rs->size() != 1) {
@@ -530,7 +531,7 @@ class ImapState : public ImapIterator<R>::State,
 
   void OnChunk(size_t c, absl::StatusOr<std::string> bytes) {
     absl::StatusOr<std::vector<R>> rs =
-        bytes.ok() ? DecodeResults<R>(*bytes)
+        bytes.ok() ? DecodeResults<R>(std::move(*bytes))
                    : absl::StatusOr<std::vector<R>>(bytes.status());
     {
       std::lock_guard<std::mutex> lock(mu_);

@@ -542,5 +542,30 @@ TEST(PoolTest, LargeResults) {
   EXPECT_EQ((*sizes)[0], 2u << 20);
 }
 
+// The rvalue DecodeResults<std::string> takes the received buffer as the
+// result; it must agree with the codec on every input, good or bad.
+TEST(PoolTest, StringResultDecodedInPlaceAgreesWithTheCodec) {
+  using pool_internal::DecodeResults;
+  for (const std::vector<std::string>& v : std::vector<std::vector<std::string>>{
+           {}, {""}, {"x"}, {std::string(300000, 'q')}, {"a", "bc"}}) {
+    std::string bytes = Encode(v);
+    auto slow = DecodeResults<std::string>(absl::string_view(bytes));
+    auto fast = DecodeResults<std::string>(std::string(bytes));
+    ASSERT_TRUE(slow.ok()) << slow.status();
+    ASSERT_TRUE(fast.ok()) << fast.status();
+    EXPECT_EQ(*fast, v);
+    EXPECT_EQ(*slow, v);
+    // Truncated, extended or corrupted bytes fail both ways.
+    for (std::string bad : {bytes.substr(0, bytes.size() - 1), bytes + "!",
+                            std::string("\xff") + bytes.substr(1)}) {
+      EXPECT_FALSE(DecodeResults<std::string>(absl::string_view(bad)).ok());
+      EXPECT_FALSE(DecodeResults<std::string>(std::move(bad)).ok());
+    }
+  }
+  // A result of another type is not taken for a string.
+  std::string ints = Encode(std::vector<int64_t>{1, 2});
+  EXPECT_FALSE(DecodeResults<std::string>(std::string(ints)).ok());
+}
+
 }  // namespace
 }  // namespace mp
