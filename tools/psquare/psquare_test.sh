@@ -54,6 +54,14 @@ for method in fork forkserver spawn; do
 done
 
 # pool: an mp::Pool maps the numbers; results in order (fork only).
+for method in fork forkserver spawn; do
+  out=$("$bin" --n=3 --sleep=0 --mode=counter --start_method=$method) ||
+    fail "counter/$method exit $?"
+  expect_squares "$out" 3
+  grep -qx 'counter 30000 (3 processes x 10000 locked increments)' <<<"$out" ||
+    fail "counter/$method total: $out"
+done
+
 out=$("$bin" --n=5 --sleep=0 --mode=pool) || fail "pool exit $?"
 expect_squares "$out" 5
 [[ $(grep '^result' <<<"$out") == $'result 0:0\nresult 1:1\nresult 2:4\nresult 3:9\nresult 4:16' ]] ||
