@@ -299,12 +299,15 @@ absl::Status QueueRing::ClosedError() const {
 
 // ---- locking and repair -----------------------------------------------------------
 
-absl::Status QueueRing::LockProducerSlow(RobustMutex::Result r,
-                                         LazyDeadline* deadline) {
-  RobustMutex& lock = h_->producer.lock;
+absl::Status QueueRing::LockSlow(RobustMutex& lock, RobustMutex::Result r,
+                                 LazyDeadline* deadline,
+                                 absl::Status (*busy)(absl::string_view),
+                                 void (QueueRing::*repair)(),
+                                 const SideNames& names) {
   if (r == RobustMutex::Result::kTimedOut) {
     if (deadline->NoWait()) {
-      return FullError(" (another producer holds the put lock)");
+      return busy(absl::StrCat(" (another ", names.holder, " holds the ",
+                               names.verb, " lock)"));
     }
     r = lock.Lock(deadline->Get());
   }
@@ -312,41 +315,29 @@ absl::Status QueueRing::LockProducerSlow(RobustMutex::Result r,
     case RobustMutex::Result::kAcquired:
       return absl::OkStatus();
     case RobustMutex::Result::kOwnerDied:
-      RepairProducer();
+      (this->*repair)();
       return absl::OkStatus();
     case RobustMutex::Result::kTimedOut:
-      return FullError(" (timed out waiting for the put lock)");
+      return busy(absl::StrCat(" (timed out waiting for the ", names.verb,
+                               " lock)"));
     case RobustMutex::Result::kDeadlock:
       break;
   }
-  return absl::FailedPreconditionError(
-      "mp::Queue::Put: re-entered by the thread that is putting (from a "
-      "signal handler?)");
+  return absl::FailedPreconditionError(absl::StrCat(
+      "mp::Queue::", names.method, ": re-entered by the thread that is ",
+      names.verb, "ting (from a signal handler?)"));
+}
+
+absl::Status QueueRing::LockProducerSlow(RobustMutex::Result r,
+                                         LazyDeadline* deadline) {
+  return LockSlow(h_->producer.lock, r, deadline, FullError,
+                  &QueueRing::RepairProducer, {"producer", "put", "Put"});
 }
 
 absl::Status QueueRing::LockConsumerSlow(RobustMutex::Result r,
                                          LazyDeadline* deadline) {
-  RobustMutex& lock = h_->consumer.lock;
-  if (r == RobustMutex::Result::kTimedOut) {
-    if (deadline->NoWait()) {
-      return EmptyError(" (another consumer holds the get lock)");
-    }
-    r = lock.Lock(deadline->Get());
-  }
-  switch (r) {
-    case RobustMutex::Result::kAcquired:
-      return absl::OkStatus();
-    case RobustMutex::Result::kOwnerDied:
-      RepairConsumer();
-      return absl::OkStatus();
-    case RobustMutex::Result::kTimedOut:
-      return EmptyError(" (timed out waiting for the get lock)");
-    case RobustMutex::Result::kDeadlock:
-      break;
-  }
-  return absl::FailedPreconditionError(
-      "mp::Queue::Get: re-entered by the thread that is getting (from a "
-      "signal handler?)");
+  return LockSlow(h_->consumer.lock, r, deadline, EmptyError,
+                  &QueueRing::RepairConsumer, {"consumer", "get", "Get"});
 }
 
 void QueueRing::RepairProducer() {

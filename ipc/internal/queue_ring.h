@@ -279,6 +279,19 @@ class QueueRing {
                                 LazyDeadline* deadline);
   void RepairProducer();
   void RepairConsumer();
+  // The put and get locks' shared slow path: `r` is the result of the
+  // try-lock; waits for the lock unless the caller does not wait, repairs
+  // the side when its holder died. `busy` makes the Full/Empty status.
+  struct SideNames {
+    const char* holder;  // "producer"
+    const char* verb;    // "put" ("putting")
+    const char* method;  // "Put"
+  };
+  absl::Status LockSlow(sync_internal::RobustMutex& lock,
+                        sync_internal::RobustMutex::Result r,
+                        LazyDeadline* deadline,
+                        absl::Status (*busy)(absl::string_view),
+                        void (QueueRing::*repair)(), const SideNames& names);
   // Lock held: waits until `need` bytes and an item slot are free after
   // `tail` (updates producer.cached_other). On timeout unlocks and returns
   // kResourceExhausted.
