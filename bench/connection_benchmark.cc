@@ -15,6 +15,7 @@
 #include <tuple>
 #include <utility>
 
+#include "bench/raw_peer.h"
 #include "benchmark/benchmark.h"
 #include "ipc/connection.h"
 #include "process/fd.h"
@@ -23,53 +24,10 @@ namespace {
 
 bool Smoke() { return std::getenv("MP_BENCH_SMOKE") != nullptr; }
 
-// Forks `child(fd)` on one end of a socketpair; returns the parent's end.
-template <typename F>
-std::pair<mp::UniqueFd, pid_t> ForkPeer(F child) {
-  absl::StatusOr<mp::FdPair> p = mp::MakeSocketPair();
-  if (!p.ok()) std::abort();
-  pid_t pid = fork();
-  if (pid < 0) std::abort();
-  if (pid == 0) {
-    p->read.reset();
-    child(std::move(p->write));
-    _exit(0);
-  }
-  p->write.reset();
-  return {std::move(p->read), pid};
-}
-
-void Reap(pid_t pid) {
-  int status;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-}
-
-bool RawReadExact(int fd, char* buf, size_t n) {
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = read(fd, buf + got, n - got);
-    if (r <= 0) {
-      if (r < 0 && errno == EINTR) continue;
-      return false;
-    }
-    got += static_cast<size_t>(r);
-  }
-  return true;
-}
-
-bool RawWriteAll(int fd, const char* buf, size_t n) {
-  size_t done = 0;
-  while (done < n) {
-    ssize_t w = write(fd, buf + done, n - done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    done += static_cast<size_t>(w);
-  }
-  return true;
-}
+using mp::bench::ForkPeer;
+using mp::bench::RawReadExact;
+using mp::bench::RawWriteAll;
+using mp::bench::Reap;
 
 // ---- small-message round trips ------------------------------------------------
 

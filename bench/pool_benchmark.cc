@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/raw_peer.h"
 #include "benchmark/benchmark.h"
 #include "pool/executor.h"
 #include "pool/pool.h"
@@ -185,46 +185,30 @@ BENCHMARK(BM_PoolResult1MiB)->Arg(1)->Arg(2)->UseRealTime();
 void BM_RawSocketpair1MiB(benchmark::State& state) {
   const int n = Smoke() ? 4 : 64;
   const size_t kSize = 1 << 20;
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-    state.SkipWithError("socketpair");
-    return;
-  }
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(sv[0]);
+  auto [fd, pid] = mp::bench::ForkPeer([n, kSize](mp::UniqueFd c) {
     std::string block(kSize, 'r');
     char go;
-    while (read(sv[1], &go, 1) == 1) {
+    while (mp::bench::RawReadExact(c.get(), &go, 1)) {
       for (int i = 0; i < n; ++i) {
-        size_t off = 0;
-        while (off < kSize) {
-          ssize_t w = write(sv[1], block.data() + off, kSize - off);
-          if (w <= 0) _exit(1);
-          off += static_cast<size_t>(w);
-        }
+        if (!mp::bench::RawWriteAll(c.get(), block.data(), kSize)) _exit(1);
       }
     }
-    _exit(0);
-  }
-  close(sv[1]);
+  });
   std::string buf(kSize, '\0');
   for (auto _ : state) {
     char go = 'g';
-    if (write(sv[0], &go, 1) != 1) break;
-    for (int i = 0; i < n; ++i) {
-      size_t off = 0;
-      while (off < kSize) {
-        ssize_t r = read(sv[0], &buf[off], kSize - off);
-        if (r <= 0) break;
-        off += static_cast<size_t>(r);
-      }
+    bool ok = mp::bench::RawWriteAll(fd.get(), &go, 1);
+    for (int i = 0; ok && i < n; ++i) {
+      ok = mp::bench::RawReadExact(fd.get(), &buf[0], kSize);
+    }
+    if (!ok) {
+      state.SkipWithError("io");
+      break;
     }
     benchmark::DoNotOptimize(buf);
   }
-  close(sv[0]);
-  int st;
-  waitpid(pid, &st, 0);
+  fd.reset();
+  mp::bench::Reap(pid);
   state.SetItemsProcessed(state.iterations() * n);
   state.SetBytesProcessed(state.iterations() * n * static_cast<int64_t>(kSize));
 }
