@@ -4,7 +4,10 @@
 //   bazel run -c opt //bench:connection_benchmark
 //
 // Every case forks an echo (or sink) child; the child exits at EOF and is
-// reaped before the case returns.
+// reaped before the case returns. The mp ends are set up as `mp::Pipe()`
+// sets up its ends (read-ahead on; the default spin-then-block receive, see
+// `Connection::set_spin()`); the raw C peer is a plain blocking ping-pong.
+// MP_BENCH_SPIN_US=N overrides the mp ends' spin budget (0: block at once).
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +32,17 @@ using mp::bench::RawReadExact;
 using mp::bench::RawWriteAll;
 using mp::bench::Reap;
 
+// The mp ends of every case: as mp::Pipe() makes them, with the spin budget
+// of MP_BENCH_SPIN_US when set.
+mp::Connection PipeEnd(mp::UniqueFd fd) {
+  mp::Connection conn(std::move(fd));
+  conn.set_read_ahead(true);
+  if (const char* us = std::getenv("MP_BENCH_SPIN_US")) {
+    conn.set_spin(absl::Microseconds(std::atoi(us)));
+  }
+  return conn;
+}
+
 // ---- small-message round trips ------------------------------------------------
 
 void BM_RawSocketpairRoundTrip(benchmark::State& state) {
@@ -52,12 +66,12 @@ BENCHMARK(BM_RawSocketpairRoundTrip)->UseRealTime();
 
 void BM_PipeRoundTripBytes(benchmark::State& state) {
   auto [fd, pid] = ForkPeer([](mp::UniqueFd c) {
-    mp::Connection conn(std::move(c));
+    mp::Connection conn = PipeEnd(std::move(c));
     std::string buf;
     while (conn.RecvBytesInto(&buf).ok() && conn.SendBytes(buf).ok()) {
     }
   });
-  mp::Connection conn(std::move(fd));
+  mp::Connection conn = PipeEnd(std::move(fd));
   const std::string msg = "1234567";  // 8 bytes with the NUL below
   std::string payload(msg.data(), 8);
   std::string buf;
@@ -78,13 +92,13 @@ using Small = std::tuple<int64_t, std::string, double>;
 
 void BM_PipeRoundTripTyped(benchmark::State& state) {
   auto [fd, pid] = ForkPeer([](mp::UniqueFd c) {
-    mp::Connection conn(std::move(c));
+    mp::Connection conn = PipeEnd(std::move(c));
     while (true) {
       absl::StatusOr<Small> v = conn.Recv<Small>();
       if (!v.ok() || !conn.Send(*v).ok()) break;
     }
   });
-  mp::Connection conn(std::move(fd));
+  mp::Connection conn = PipeEnd(std::move(fd));
   const Small value{1, "abc", 2.0};
   for (auto _ : state) {
     if (!conn.Send(value).ok()) {
@@ -144,13 +158,13 @@ BENCHMARK(BM_RawSocketpair1MiB)->UseRealTime();
 void BM_Pipe1MiB(benchmark::State& state) {
   const size_t size = BulkSize();
   auto [fd, pid] = ForkPeer([](mp::UniqueFd c) {
-    mp::Connection conn(std::move(c));
+    mp::Connection conn = PipeEnd(std::move(c));
     std::string buf;
     while (conn.RecvBytesInto(&buf).ok()) {
       if (buf.empty() && !conn.SendBytes("k").ok()) break;  // ack request
     }
   });
-  mp::Connection conn(std::move(fd));
+  mp::Connection conn = PipeEnd(std::move(fd));
   std::string msg(size, 'x');
   for (auto _ : state) {
     if (!conn.SendBytes(msg).ok()) {

@@ -91,6 +91,7 @@ Connection& Connection::operator=(Connection&& other) noexcept {
     read_end_ = std::exchange(other.read_end_, 0);
     send_buffer_ = std::move(other.send_buffer_);
     recv_buffer_ = std::move(other.recv_buffer_);
+    spin_ = other.spin_;
   }
   return *this;
 }
@@ -108,16 +109,17 @@ absl::Status Connection::ReadExact(char* buf, size_t size, bool eof_ok_at_start,
   while (got < size) {
     if (!read_ahead_ || size - got >= kReadAheadSize / 2) {
       size_t more = 0;
-      absl::Status s = ipc_internal::ReadFull(fd_.get(), buf + got, size - got,
-                                              eof_ok_at_start && got == 0,
-                                              deadline, &more);
+      absl::Status s = ipc_internal::ReadFull(
+          fd_.get(), buf + got, size - got, eof_ok_at_start && got == 0,
+          deadline, &more, is_socket_, &spin_);
       *got_out = got + more;
       return s;
     }
     // Refill: one read of whatever is there, up to the buffer size.
     if (read_buffer_ == nullptr) read_buffer_.reset(new char[kReadAheadSize]);
     absl::StatusOr<size_t> n = ipc_internal::ReadSomeUntil(
-        fd_.get(), read_buffer_.get(), kReadAheadSize, deadline);
+        fd_.get(), read_buffer_.get(), kReadAheadSize, deadline, is_socket_,
+        &spin_);
     if (!n.ok()) return n.status();
     if (*n == 0) {
       if (got == 0 && eof_ok_at_start) {
@@ -247,7 +249,21 @@ absl::StatusOr<size_t> Connection::RecvBytesInto(absl::Span<char> buffer,
 absl::StatusOr<bool> Connection::Poll(absl::Duration timeout) const {
   MP_RETURN_IF_ERROR(CheckReadable());
   if (buffered() > 0) return true;
+  if (timeout > absl::ZeroDuration() && spin_.enabled()) {
+    const absl::Time deadline = timeout == absl::InfiniteDuration()
+                                    ? absl::InfiniteFuture()
+                                    : absl::Now() + timeout;
+    if (ipc_internal::SpinUntilReadable(fd_.get(), deadline, &spin_)) {
+      return true;
+    }
+    if (deadline != absl::InfiniteFuture()) timeout = deadline - absl::Now();
+  }
   return WaitReadable(fd_.get(), timeout);
+}
+
+void Connection::set_spin(absl::Duration spin) {
+  spin = std::min(spin, kMaxSpin);
+  spin_.Set(spin <= absl::ZeroDuration() ? 0 : absl::ToInt64Nanoseconds(spin));
 }
 
 absl::Status Connection::Close() {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "ipc/internal/framing.h"
@@ -413,6 +414,207 @@ TEST(ConnectionReadAheadTest, TurningItOffKeepsBufferedBytes) {
   EXPECT_EQ(*b.RecvBytes(), "two");
   ASSERT_TRUE(a.SendBytes("three").ok());
   EXPECT_EQ(*b.RecvBytes(), "three");
+}
+
+// ---- spin-then-block receiving ------------------------------------------------
+
+TEST(ConnectionSpinTest, DefaultClampAndMove) {
+  auto [a, b] = MakePipe();
+  EXPECT_EQ(a.spin(), Connection::kDefaultSpin);
+  EXPECT_EQ(Connection().spin(), Connection::kDefaultSpin);
+  a.set_spin(absl::ZeroDuration());
+  EXPECT_EQ(a.spin(), absl::ZeroDuration());
+  a.set_spin(absl::Microseconds(-3));
+  EXPECT_EQ(a.spin(), absl::ZeroDuration());
+  a.set_spin(absl::InfiniteDuration());
+  EXPECT_EQ(a.spin(), Connection::kMaxSpin);
+  a.set_spin(absl::Microseconds(7));
+  Connection moved = std::move(a);
+  EXPECT_EQ(moved.spin(), absl::Microseconds(7));
+}
+
+// Messages of mixed sizes, some sent at once and some after a pause (so
+// receives find data ready, find it while spinning, or sleep first), over a
+// socketpair and an os pipe, with read-ahead on and off: every spin setting
+// must receive exactly the same messages.
+std::vector<std::string> Exchange(bool duplex, bool read_ahead,
+                                  absl::Duration spin) {
+  auto [a, b] = MakePipe(duplex);
+  Connection& rx = duplex ? b : a;
+  Connection& tx = duplex ? a : b;
+  rx.set_read_ahead(read_ahead);
+  rx.set_spin(spin);
+  std::vector<std::string> sent;
+  for (int i = 0; i < 24; ++i) {
+    sent.push_back(std::string(i % 5 == 0 ? 70000 : 1 + 37 * i, 'a' + i));
+  }
+  std::thread sender([&tx = tx, &sent] {
+    for (size_t i = 0; i < sent.size(); ++i) {
+      if (i % 3 == 1) absl::SleepFor(absl::Microseconds(200));
+      if (i % 3 == 2) absl::SleepFor(absl::Milliseconds(3));
+      ASSERT_TRUE(tx.SendBytes(sent[i]).ok());
+    }
+    ASSERT_TRUE(tx.Send(std::make_pair(int64_t{42}, std::string("typed"))).ok());
+    ASSERT_TRUE(tx.Close().ok());
+  });
+  std::vector<std::string> got;
+  std::string buf;
+  while (got.size() < sent.size()) {
+    absl::Status s = rx.RecvBytesInto(&buf);
+    if (!s.ok()) {
+      ADD_FAILURE() << s;
+      break;
+    }
+    got.push_back(buf);
+  }
+  absl::StatusOr<std::pair<int64_t, std::string>> typed =
+      rx.Recv<std::pair<int64_t, std::string>>();
+  EXPECT_TRUE(typed.ok()) << typed.status();
+  if (typed.ok()) got.push_back(absl::StrCat(typed->first, typed->second));
+  absl::Status eof = rx.RecvBytesInto(&buf);
+  EXPECT_EQ(eof.code(), absl::StatusCode::kOutOfRange) << eof;
+  sender.join();
+  EXPECT_EQ(got.size(), sent.size() + 1);
+  for (size_t i = 0; i < sent.size() && i < got.size(); ++i) {
+    EXPECT_EQ(got[i], sent[i]) << "message " << i;
+  }
+  return got;
+}
+
+TEST(ConnectionSpinTest, SpinDisabledAndEnabledReceiveTheSame) {
+  testing::LeakCheck leaks;
+  for (bool duplex : {true, false}) {
+    for (bool read_ahead : {true, false}) {
+      SCOPED_TRACE(absl::StrCat("duplex=", duplex, " read_ahead=", read_ahead));
+      std::vector<std::string> off =
+          Exchange(duplex, read_ahead, absl::ZeroDuration());
+      EXPECT_EQ(Exchange(duplex, read_ahead, Connection::kDefaultSpin), off);
+      EXPECT_EQ(Exchange(duplex, read_ahead, Connection::kMaxSpin), off);
+    }
+  }
+  EXPECT_TRUE(leaks.Verify().ok());
+}
+
+TEST(ConnectionSpinTest, TimeoutsHonouredWhileSpinning) {
+  for (bool duplex : {true, false}) {
+    SCOPED_TRACE(duplex ? "socketpair" : "pipe");
+    auto [a, b] = MakePipe(duplex);
+    Connection& rx = duplex ? b : a;
+    Connection& tx = duplex ? a : b;
+    rx.set_spin(Connection::kMaxSpin);  // 10 ms: longer than the timeouts
+    // Poll(0) never spins or waits; a short Poll times out.
+    EXPECT_FALSE(*rx.Poll());
+    const absl::Time start = absl::Now();
+    EXPECT_FALSE(*rx.Poll(absl::Milliseconds(2)));
+    EXPECT_GE(absl::Now() - start, absl::Milliseconds(2));
+    EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+    // A receive deadline shorter than the spin: kDeadlineExceeded, usable.
+    std::string buf;
+    absl::Status s = rx.RecvBytesInto(&buf, Connection::kNoMaxLength,
+                                      absl::Now() + absl::Milliseconds(2));
+    EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+    EXPECT_TRUE(rx.readable());
+    ASSERT_TRUE(tx.SendBytes("late").ok());
+    EXPECT_TRUE(*rx.Poll(absl::Milliseconds(1)));
+    ASSERT_TRUE(rx.RecvBytesInto(&buf, Connection::kNoMaxLength,
+                                 absl::Now() + absl::Seconds(10))
+                    .ok());
+    EXPECT_EQ(buf, "late");
+    // Mid-message, the deadline breaks the stream, as without spinning.
+    ASSERT_TRUE(
+        WriteAll(tx.fileno(), std::string("\0\0\0\x10" "part", 8)).ok());
+    s = rx.RecvBytesInto(&buf, Connection::kNoMaxLength,
+                         absl::Now() + absl::Milliseconds(2));
+    EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+    EXPECT_FALSE(rx.readable());
+  }
+}
+
+TEST(ConnectionSpinTest, EndOfFileWhileSpinningIsReported) {
+  testing::LeakCheck leaks;
+  for (bool duplex : {true, false}) {
+    SCOPED_TRACE(duplex ? "socketpair" : "pipe");
+    {
+      // A clean close while the receiver spins (or sleeps): kOutOfRange.
+      auto [a, b] = MakePipe(duplex);
+      Connection& rx = duplex ? b : a;
+      Connection& tx = duplex ? a : b;
+      rx.set_spin(Connection::kMaxSpin);
+      std::thread closer([&tx = tx] {
+        absl::SleepFor(absl::Microseconds(500));
+        ASSERT_TRUE(tx.Close().ok());
+      });
+      absl::StatusOr<std::string> r = rx.RecvBytes();
+      closer.join();
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kOutOfRange) << r.status();
+      EXPECT_EQ(rx.RecvBytes().status().code(), absl::StatusCode::kOutOfRange);
+    }
+    {
+      // Closed mid-message: kDataLoss, and the connection is unusable for
+      // receiving, as without spinning.
+      auto [a, b] = MakePipe(duplex);
+      Connection& rx = duplex ? b : a;
+      Connection& tx = duplex ? a : b;
+      rx.set_spin(Connection::kMaxSpin);
+      std::thread closer([&tx = tx] {
+        ASSERT_TRUE(WriteAll(tx.fileno(), std::string("\0\0\0\x08" "ab", 6)).ok());
+        absl::SleepFor(absl::Microseconds(500));
+        ASSERT_TRUE(tx.Close().ok());
+      });
+      absl::StatusOr<std::string> r = rx.RecvBytes();
+      closer.join();
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
+      EXPECT_EQ(rx.RecvBytes().status().code(),
+                absl::StatusCode::kFailedPrecondition);
+    }
+    {
+      // Poll sees EOF while spinning.
+      auto [a, b] = MakePipe(duplex);
+      Connection& rx = duplex ? b : a;
+      Connection& tx = duplex ? a : b;
+      rx.set_spin(Connection::kMaxSpin);
+      std::thread closer([&tx = tx] {
+        absl::SleepFor(absl::Microseconds(500));
+        ASSERT_TRUE(tx.Close().ok());
+      });
+      EXPECT_TRUE(*rx.Poll(absl::Seconds(10)));
+      closer.join();
+      EXPECT_EQ(rx.RecvBytes().status().code(), absl::StatusCode::kOutOfRange);
+    }
+  }
+  EXPECT_TRUE(leaks.Verify().ok());
+}
+
+TEST(ConnectionSpinTest, PingPongBetweenProcessesWithSpinOnBothEnds) {
+  testing::LeakCheck leaks;
+  {
+    auto [parent, child] = MakePipe();
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      (void)parent.Close();
+      std::string buf;
+      int n = 0;
+      while (child.RecvBytesInto(&buf).ok()) {
+        ++n;
+        if (!child.SendBytes(buf).ok()) _exit(2);
+      }
+      _exit(n == 2000 ? 0 : 1);
+    }
+    ASSERT_TRUE(child.Close().ok());
+    std::string buf;
+    for (int i = 0; i < 2000; ++i) {
+      const std::string msg = absl::StrCat("m", i);
+      ASSERT_TRUE(parent.SendBytes(msg).ok());
+      ASSERT_TRUE(parent.RecvBytesInto(&buf).ok());
+      ASSERT_EQ(buf, msg);
+    }
+    ASSERT_TRUE(parent.Close().ok());
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  }
+  EXPECT_TRUE(leaks.Verify().ok());
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "absl/status/status.h"
@@ -146,7 +148,149 @@ absl::Status WriteFrameImpl(int fd, bool is_socket, absl::string_view payload,
   return absl::OkStatus();
 }
 
+
+int64_t MonotonicNs() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Pause instructions between two tries while spinning: the try (a system
+// call) dominates; the pauses only ease the sibling hyperthread.
+constexpr int kPausesPerTry = 8;
+
+// A budget that halves below this is switched off (until a short wait
+// restores it).
+constexpr int64_t kMinSpinNs = 1000;
+
+
+// When a spin that starts at `start_ns` (monotonic) must end: after the
+// budget, and not after `deadline`.
+int64_t SpinEnd(int64_t start_ns, int64_t budget_ns, absl::Time deadline) {
+  int64_t end = start_ns + budget_ns;
+  if (deadline != absl::InfiniteFuture()) {
+    const absl::Duration left = deadline - absl::Now();
+    const int64_t left_ns =
+        left <= absl::ZeroDuration()
+            ? 0
+            : std::min<int64_t>(absl::ToInt64Nanoseconds(left), budget_ns);
+    end = std::min(end, start_ns + left_ns);
+  }
+  return end;
+}
+
+// poll(2) with a zero timeout: 1 readable (or hung up, or an error the
+// next read reports), 0 not, -errno.
+int PollReadableNow(int fd) {
+  pollfd p = {fd, POLLIN, 0};
+  while (true) {
+    const int n = ::poll(&p, 1, 0);
+    if (n >= 0) return n > 0 ? 1 : 0;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+absl::Status ReadError(int err) {
+  if (err == ECONNRESET) {
+    return absl::OutOfRangeError("end of file: connection reset by peer");
+  }
+  return absl::ErrnoToStatus(err, "read");
+}
+
+// A spin that finds data later than this past its end was preempted.
+constexpr int64_t kLateNs = 2000;
+
+// Spins with poll(2) until `fd` is readable, for up to the budget. When it
+// was not readable at once, `*wait_start` gets the time the wait began and
+// `*spun` whether it spun (for ReadSpin::Slept once data comes). Returns 1
+// readable, 0 not, -errno.
+int SpinPoll(int fd, absl::Time deadline, ReadSpin* spin, int64_t* wait_start,
+             bool* spun) {
+  int r = PollReadableNow(fd);
+  if (r != 0) return r;
+  *wait_start = MonotonicNs();
+  *spun = spin->budget_ns != 0;
+  if (!*spun) return 0;
+  const int64_t end = SpinEnd(*wait_start, spin->budget_ns, deadline);
+  for (;;) {
+    for (int k = 0; k < kPausesPerTry; ++k) CpuRelax();
+    r = PollReadableNow(fd);
+    const int64_t now = MonotonicNs();
+    if (r != 0) {
+      if (r > 0) spin->Spun(now <= end + kLateNs);
+      return r;
+    }
+    if (now >= end) return 0;
+  }
+}
+
 }  // namespace
+
+namespace {
+// 0: unknown, 1: yes, 2: no. Affinity is inherited across fork.
+std::atomic<int> g_spin_allowed{0};
+}  // namespace
+
+void ReadSpin::ResetSpinAllowedForTesting() { g_spin_allowed.store(0); }
+
+bool ReadSpin::SpinAllowed() {
+  std::atomic<int>& allowed = g_spin_allowed;
+  int a = allowed.load(std::memory_order_relaxed);
+  if (a == 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    const bool many = ::sched_getaffinity(0, sizeof set, &set) == 0
+                          ? CPU_COUNT(&set) > 1
+                          : ::sysconf(_SC_NPROCESSORS_ONLN) > 1;
+    a = many ? 1 : 2;
+    allowed.store(a, std::memory_order_relaxed);
+  }
+  return a == 1;
+}
+
+void ReadSpin::Spun(bool in_time) {
+  if (in_time) {
+    budget_ns = std::min(max_ns, budget_ns * 2);
+    probe_after = kFirstProbeAfter;
+    return;
+  }
+  budget_ns /= 4;
+  if (budget_ns < kMinSpinNs) {
+    budget_ns = 0;
+    short_waits = 0;
+    probe_after = std::min(probe_after * 2, kMaxProbeAfter);
+  }
+}
+
+void ReadSpin::Slept(bool spun, int64_t waited_ns) {
+  if (spun) {
+    Spun(false);
+    return;
+  }
+  if (budget_ns != 0) return;  // did not wait at all (spin disabled)
+  if (waited_ns > max_ns) {
+    short_waits = 0;
+    return;
+  }
+  if (++short_waits < probe_after) return;
+  short_waits = 0;
+  budget_ns = std::min(max_ns, std::max(kMinSpinNs, max_ns / 4));
+}
+
+bool SpinUntilReadable(int fd, absl::Time deadline, ReadSpin* spin) {
+  if (spin == nullptr || !spin->enabled()) return false;
+  int64_t wait_start = 0;
+  bool spun = false;
+  return SpinPoll(fd, deadline, spin, &wait_start, &spun) != 0;
+}
 
 size_t EncodeFrameHeader(uint64_t size, char* out) {
   if (size <= kMaxShortFrame) {
@@ -186,13 +330,15 @@ absl::Status WriteFrame(int fd, bool is_socket, absl::string_view payload) {
 }
 
 absl::Status ReadFull(int fd, char* buf, size_t size, bool eof_ok_at_start,
-                      absl::Time deadline, size_t* got_out) {
+                      absl::Time deadline, size_t* got_out, bool is_socket,
+                      ReadSpin* spin) {
   size_t got = 0;
   size_t ignored;
   if (got_out == nullptr) got_out = &ignored;
   *got_out = 0;
   while (got < size) {
-    absl::StatusOr<size_t> n = ReadSomeUntil(fd, buf + got, size - got, deadline);
+    absl::StatusOr<size_t> n =
+        ReadSomeUntil(fd, buf + got, size - got, deadline, is_socket, spin);
     if (!n.ok()) return n.status();
     if (*n == 0) {
       if (got == 0 && eof_ok_at_start) {
@@ -209,15 +355,51 @@ absl::Status ReadFull(int fd, char* buf, size_t size, bool eof_ok_at_start,
 }
 
 absl::StatusOr<size_t> ReadSomeUntil(int fd, char* buf, size_t size,
-                                     absl::Time deadline) {
+                                     absl::Time deadline, bool is_socket,
+                                     ReadSpin* spin) {
+  // Linux reads at most 0x7ffff000 bytes per call anyway.
+  const size_t want = std::min<size_t>(size, 0x7ffff000);
+  int64_t wait_start = 0;  // set when the spin phase found nothing at once
+  bool spun = false;       // and whether it spun then
+  if (spin != nullptr && spin->enabled()) {
+    if (is_socket) {
+      // recv(MSG_DONTWAIT) straight into `buf`: when the data is already
+      // there (or arrives while spinning) it is the only system call.
+      int64_t end = 0;
+      while (true) {
+        const ssize_t n = ::recv(fd, buf, want, MSG_DONTWAIT);
+        if (n >= 0) {
+          if (wait_start != 0) spin->Spun(MonotonicNs() <= end + kLateNs);
+          return static_cast<size_t>(n);
+        }
+        const int err = errno;
+        if (err == EINTR) continue;
+        if (err != EAGAIN && err != EWOULDBLOCK) return ReadError(err);
+        const int64_t now = MonotonicNs();
+        if (wait_start == 0) {
+          wait_start = now;
+          spun = spin->budget_ns != 0;
+          end = SpinEnd(now, spin->budget_ns, deadline);
+        }
+        if (now >= end) break;
+        for (int k = 0; k < kPausesPerTry; ++k) CpuRelax();
+      }
+    } else {
+      const int r = SpinPoll(fd, deadline, spin, &wait_start, &spun);
+      if (r < 0) return absl::ErrnoToStatus(-r, "poll");
+      if (r > 0) wait_start = 0;  // readable: the read below will not block
+    }
+  }
   while (true) {
     if (deadline != absl::InfiniteFuture()) {
       absl::Status ready = WaitReadableUntil(fd, deadline);
       if (!ready.ok()) return ready;
     }
-    // Linux reads at most 0x7ffff000 bytes per call anyway.
-    ssize_t n = ::read(fd, buf, std::min<size_t>(size, 0x7ffff000));
-    if (n >= 0) return static_cast<size_t>(n);
+    ssize_t n = ::read(fd, buf, want);
+    if (n >= 0) {
+      if (wait_start != 0) spin->Slept(spun, MonotonicNs() - wait_start);
+      return static_cast<size_t>(n);
+    }
     int err = errno;
     if (err == EINTR) continue;
     if (err == EAGAIN || err == EWOULDBLOCK) {
@@ -225,10 +407,7 @@ absl::StatusOr<size_t> ReadSomeUntil(int fd, char* buf, size_t size,
       if (!ready.ok()) return ready;
       continue;
     }
-    if (err == ECONNRESET) {
-      return absl::OutOfRangeError("end of file: connection reset by peer");
-    }
-    return absl::ErrnoToStatus(err, "read");
+    return ReadError(err);
   }
 }
 

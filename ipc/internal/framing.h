@@ -47,19 +47,78 @@ uint64_t DecodeLongSize(const char* eight_bytes);
 // the peer closed (EPIPE/ECONNRESET), the errno otherwise.
 absl::Status WriteFrame(int fd, bool is_socket, absl::string_view payload);
 
+// ReadSpin: the spin-then-block state of one connection's receives (see
+// `Connection::set_spin()`). Before a receive sleeps in the kernel it first
+// polls the fd without sleeping for up to `budget_ns`. The budget adapts,
+// like an adaptive mutex's:
+//   * data found while spinning doubles it, up to `max_ns`;
+//   * a spin that ran out (the receive then slept), or that found data only
+//     after overrunning its budget (it was preempted), divides it by 4,
+//     down to off (below 1 us). On an overloaded machine (more runnable
+//     processes than CPUs) a spinning peer waits for a time slice where a
+//     sleeping one would be woken at once, so spinning must stop there;
+//   * while off, `probe_after` waits in a row no longer than `max_ns`
+//     (spinning would probably pay again) turn it back on at `max_ns / 4`.
+//     Each probe that fails doubles `probe_after` (4 to 1024); a spin that
+//     finds its data in time resets it.
+struct ReadSpin {
+  static constexpr int32_t kFirstProbeAfter = 4;
+  static constexpr int32_t kMaxProbeAfter = 1024;
+  int64_t max_ns = 0;       // 0: never spin
+  int64_t budget_ns = 0;    // current budget, 0..max_ns
+  int32_t short_waits = 0;  // short waits in a row while off
+  int32_t probe_after = kFirstProbeAfter;
+  void Set(int64_t max) {
+    max_ns = max > 0 ? max : 0;
+    budget_ns = max_ns;
+    short_waits = 0;
+    probe_after = kFirstProbeAfter;
+  }
+  // Whether a receive may spin at all (max_ns > 0 and more than one CPU).
+  bool enabled() const { return max_ns > 0 && SpinAllowed(); }
+  // After data was found while spinning: `in_time` when within the budget.
+  void Spun(bool in_time);
+  // After a receive slept: `waited_ns` from the first empty poll to the
+  // data; `spun` when it had spun first (and ran out).
+  void Slept(bool spun, int64_t waited_ns);
+  // Whether this process may run on more than one CPU (sched_getaffinity,
+  // read once per process). With one CPU, spinning only delays the peer.
+  static bool SpinAllowed();
+  // Tests only: makes the next SpinAllowed() read the affinity again.
+  static void ResetSpinAllowedForTesting();
+};
+
+// SpinUntilReadable()
+//
+// Polls `fd` (poll(2) with a zero timeout, a pause between tries) until it
+// is readable (data, EOF or an error the next read reports), for up to
+// `spin->budget_ns` and not past `deadline`. Returns true when readable.
+// Adapts the budget when the fd became readable while spinning. Does
+// nothing (false) when spinning is disabled.
+bool SpinUntilReadable(int fd, absl::Time deadline, ReadSpin* spin);
+
 // Reads exactly `size` bytes. Returns kOutOfRange ("end of file") when EOF
 // comes before the first byte and `eof_ok_at_start`, kDataLoss when it comes
 // later ("peer closed mid-message"), kDeadlineExceeded when `deadline`
 // passes first, the errno otherwise. `*got` (when given) receives the number
 // of bytes read, also on error.
+//
+// With `spin` (enabled), a read that would block first spins (see
+// `ReadSpin`): on a socket with recv(MSG_DONTWAIT) straight into `buf`, so
+// a message that arrives while spinning costs no extra system call; on a
+// pipe with poll(2). Errors and results are the same with or without it.
 absl::Status ReadFull(int fd, char* buf, size_t size, bool eof_ok_at_start,
-                      absl::Time deadline, size_t* got = nullptr);
+                      absl::Time deadline, size_t* got = nullptr,
+                      bool is_socket = false, ReadSpin* spin = nullptr);
 
 // One read(2) of at most `size` bytes, waiting until `deadline` for data.
 // Returns the count, 0 at end of file. Errors: kDeadlineExceeded, kOutOfRange
-// for ECONNRESET, the errno otherwise.
+// for ECONNRESET, the errno otherwise. `is_socket` and `spin` as for
+// ReadFull.
 absl::StatusOr<size_t> ReadSomeUntil(int fd, char* buf, size_t size,
-                                     absl::Time deadline);
+                                     absl::Time deadline,
+                                     bool is_socket = false,
+                                     ReadSpin* spin = nullptr);
 
 }  // namespace ipc_internal
 }  // namespace mp

@@ -1,6 +1,9 @@
 #include "ipc/internal/framing.h"
 
+#include <sched.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <string>
 
@@ -98,6 +101,114 @@ TEST(FramingTest, ReadFullEofAndDeadline) {
     s = ReadFull(p->read.get(), buf, 8, true, absl::InfiniteFuture());
     EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
     s = ReadFull(p->read.get(), buf, 8, true, absl::InfiniteFuture());
+    EXPECT_EQ(s.code(), absl::StatusCode::kOutOfRange) << s;
+  }
+  EXPECT_TRUE(leaks.Verify().ok());
+}
+
+TEST(ReadSpinTest, FailuresTurnItOffAndShortWaitsProbeAgain) {
+  ReadSpin spin;
+  spin.Set(40000);
+  EXPECT_EQ(spin.budget_ns, 40000);
+  spin.Spun(true);  // in time: stays at the maximum
+  EXPECT_EQ(spin.budget_ns, 40000);
+  spin.Slept(/*spun=*/true, 100000);  // ran out: / 4
+  EXPECT_EQ(spin.budget_ns, 10000);
+  spin.Spun(false);  // late (preempted): / 4
+  EXPECT_EQ(spin.budget_ns, 2500);
+  spin.Spun(true);  // in time: doubles
+  EXPECT_EQ(spin.budget_ns, 5000);
+  spin.Slept(true, 100000);
+  spin.Slept(true, 100000);  // below 1 us: off
+  EXPECT_EQ(spin.budget_ns, 0);
+  EXPECT_EQ(spin.probe_after, 2 * ReadSpin::kFirstProbeAfter);
+  // While off: short waits in a row turn it back on at max / 4; a long one
+  // restarts the count.
+  for (int i = 0; i < spin.probe_after - 1; ++i) spin.Slept(false, 1000);
+  spin.Slept(false, 1000000);
+  EXPECT_EQ(spin.budget_ns, 0);
+  for (int i = 0; i < 2 * ReadSpin::kFirstProbeAfter - 1; ++i) {
+    spin.Slept(false, 1000);
+    EXPECT_EQ(spin.budget_ns, 0);
+  }
+  spin.Slept(false, 1000);
+  EXPECT_EQ(spin.budget_ns, 10000);
+  // A failed probe doubles the number of short waits before the next one.
+  spin.Slept(true, 100000);
+  spin.Slept(true, 100000);
+  EXPECT_EQ(spin.budget_ns, 0);
+  EXPECT_EQ(spin.probe_after, 4 * ReadSpin::kFirstProbeAfter);
+  for (int i = 0; i < 20; ++i) {
+    spin.Slept(false, 1000);
+    if (spin.budget_ns != 0) {
+      spin.Slept(true, 100000);
+      spin.Slept(true, 100000);
+    }
+  }
+  EXPECT_LE(spin.probe_after, ReadSpin::kMaxProbeAfter);
+  // A probe that pays off resets the backoff.
+  while (spin.budget_ns == 0) spin.Slept(false, 1000);
+  spin.Spun(true);
+  EXPECT_EQ(spin.probe_after, ReadSpin::kFirstProbeAfter);
+  // Set() starts over; zero or negative disables.
+  spin.Set(-5);
+  EXPECT_EQ(spin.max_ns, 0);
+  EXPECT_FALSE(spin.enabled());
+}
+
+TEST(ReadSpinTest, NeverSpinsWithOneCpu) {
+  // In a child restricted to one CPU (affinity is per process).
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0) _exit(2);
+    ReadSpin::ResetSpinAllowedForTesting();
+    ReadSpin spin;
+    spin.Set(50000);
+    _exit(!ReadSpin::SpinAllowed() && !spin.enabled() ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  ReadSpin::ResetSpinAllowedForTesting();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+  EXPECT_EQ(ReadSpin::SpinAllowed(), CPU_COUNT(&set) > 1);
+}
+
+TEST(ReadSpinTest, SpinningReadsGiveTheSameResultsOnSocketsAndPipes) {
+  testing::LeakCheck leaks;
+  for (bool socket : {true, false}) {
+    SCOPED_TRACE(socket ? "socketpair" : "pipe");
+    absl::StatusOr<FdPair> p = socket ? MakeSocketPair() : MakePipe();
+    ASSERT_TRUE(p.ok());
+    ReadSpin spin;
+    spin.Set(10 * 1000 * 1000);  // 10 ms: longer than the deadlines below
+    char buf[8];
+    // Nothing comes: the deadline still wins over the spin budget.
+    absl::Status s =
+        ReadFull(p->read.get(), buf, 8, true,
+                 absl::Now() + absl::Milliseconds(2), nullptr, socket, &spin);
+    EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+    ASSERT_TRUE(WriteAll(p->write.get(), "abcdefgh").ok());
+    ASSERT_TRUE(ReadFull(p->read.get(), buf, 8, true, absl::InfiniteFuture(),
+                         nullptr, socket, &spin)
+                    .ok());
+    EXPECT_EQ(std::string(buf, 8), "abcdefgh");
+    ASSERT_TRUE(WriteAll(p->write.get(), "abc").ok());
+    p->write.reset();
+    size_t got = 0;
+    s = ReadFull(p->read.get(), buf, 8, true, absl::InfiniteFuture(), &got,
+                 socket, &spin);
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+    EXPECT_EQ(got, 3u);
+    s = ReadFull(p->read.get(), buf, 8, true, absl::InfiniteFuture(), nullptr,
+                 socket, &spin);
     EXPECT_EQ(s.code(), absl::StatusCode::kOutOfRange) << s;
   }
   EXPECT_TRUE(leaks.Verify().ok());
