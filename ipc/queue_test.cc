@@ -347,7 +347,7 @@ TEST(QueueTest, CorruptOutOfLineSizeIsRejected) {
     // Second record: a payload too short to hold a name.
     RecordHeader rh;
     const size_t second = ipc_internal::RecordSize(
-        sizeof(uint64_t) + q.name().size() + 9);
+        sizeof(uint64_t) + q.name().size() + 13);  // "_ool_" + 8 hex
     std::memcpy(&rh, ring + second, sizeof rh);
     ASSERT_EQ(rh.kind, ipc_internal::kRecordOutOfLine);
     const RecordHeader saved = rh;
@@ -776,6 +776,88 @@ TEST(QueueTest, CreatorKilledLeavesNoSegment) {
     EXPECT_EQ(testing::ShmEntries(name).size(), 1u);
     ASSERT_TRUE(p.Kill().ok());
     ASSERT_TRUE(p.Join(absl::Seconds(20)).ok());
+  }
+  EXPECT_TRUE(leaks.Verify(absl::Seconds(5)).ok()) << leaks.Verify();
+}
+
+TEST(QueueTest, CreatorKilledWithLargeValuesQueuedLeavesNoSegment) {
+  // Out-of-line values still queued when the creator is SIGKILLed: one put
+  // by the creator, one by another process (this one, which disowned it
+  // once queued). The creator's tracker removes both with the ring.
+  LeakCheck leaks(Prefix());
+  const std::string name = FreshName();
+  {
+    absl::StatusOr<FdPair> pipe = MakePipe();
+    ASSERT_TRUE(pipe.ok());
+    const int wfd = pipe->write.get();
+    Process p([wfd, name]() {
+      QueueOptions o;
+      o.name = name;
+      o.capacity = 4096;
+      absl::StatusOr<Queue<std::string>> q = Queue<std::string>::Create(o);
+      if (!q.ok() || !q->Put(std::string(100000, 'c')).ok()) return 1;
+      if (!q->Put("small").ok()) return 2;
+      (void)!write(wfd, "r", 1);
+      for (;;) pause();
+    });
+    ASSERT_TRUE(p.Start().ok());
+    pipe->write.reset();
+    absl::StatusOr<bool> ready =
+        WaitReadable(pipe->read.get(), absl::Seconds(20));
+    ASSERT_TRUE(ready.ok() && *ready);
+    {
+      absl::StatusOr<Queue<std::string>> q = Queue<std::string>::Attach(name);
+      ASSERT_TRUE(q.ok()) << q.status();
+      ASSERT_TRUE(q->Put(std::string(200000, 'p')).ok());
+      EXPECT_EQ(q->QSize(), 3u);
+    }
+    // The ring and two out-of-line values.
+    EXPECT_EQ(testing::ShmEntries(name).size(), 3u);
+    EXPECT_EQ(testing::ShmEntries(absl::StrCat(name, "_ool_")).size(), 2u);
+    ASSERT_TRUE(p.Kill().ok());
+    ASSERT_TRUE(p.Join(absl::Seconds(20)).ok());
+    EXPECT_EQ(p.exitcode(), -SIGKILL);
+  }
+  EXPECT_TRUE(leaks.Verify(absl::Seconds(5)).ok()) << leaks.Verify();
+}
+
+TEST(QueueTest, OutOfLineSegmentsOfAnotherQueueAreNotTouched) {
+  // The tracked prefix is `<name>_ool_`: a queue whose name merely extends
+  // another's ("<name>_2") is not swept when the first one's creator dies.
+  LeakCheck leaks(Prefix());
+  const std::string name = FreshName();
+  {
+    Queue<std::string> other = MakeQueue<std::string>([&] {
+      QueueOptions o = Options(0, 4096);
+      o.name = absl::StrCat(name, "_2");
+      return o;
+    }());
+    ASSERT_TRUE(other.Put(std::string(10000, 'o')).ok());
+    absl::StatusOr<FdPair> pipe = MakePipe();
+    ASSERT_TRUE(pipe.ok());
+    const int wfd = pipe->write.get();
+    Process p([wfd, name]() {
+      QueueOptions o;
+      o.name = name;
+      o.capacity = 4096;
+      absl::StatusOr<Queue<std::string>> q = Queue<std::string>::Create(o);
+      if (!q.ok() || !q->Put(std::string(10000, 'c')).ok()) return 1;
+      (void)!write(wfd, "r", 1);
+      for (;;) pause();
+    });
+    ASSERT_TRUE(p.Start().ok());
+    pipe->write.reset();
+    absl::StatusOr<bool> ready =
+        WaitReadable(pipe->read.get(), absl::Seconds(20));
+    ASSERT_TRUE(ready.ok() && *ready);
+    ASSERT_TRUE(p.Kill().ok());
+    ASSERT_TRUE(p.Join(absl::Seconds(20)).ok());
+    for (int i = 0; i < 500 && testing::ShmEntries(name).size() > 2; ++i) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    // Only the other queue's ring and value are left.
+    EXPECT_EQ(testing::ShmEntries(name).size(), 2u);
+    EXPECT_EQ(*other.Get(), std::string(10000, 'o'));
   }
   EXPECT_TRUE(leaks.Verify(absl::Seconds(5)).ok()) << leaks.Verify();
 }

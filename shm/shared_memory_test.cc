@@ -322,6 +322,80 @@ TEST_F(SharedMemoryTest, FallbackCloneTrackerCleansUpToo) {
   ForkChildCreates(kPrefix, /*clone_tracker=*/true);
 }
 
+// A fork child registers a name prefix with its tracker; the parent then
+// creates segments (untracked, disowned) with and without that prefix. When
+// the child is SIGKILLed, its tracker removes every segment with the prefix,
+// whoever created it, and nothing else.
+void ForkChildTracksPrefix(const std::string& prefix, bool clone_tracker) {
+  testing::LeakCheck leaks(prefix);
+  const std::string tracked = absl::StrCat(prefix, "pfx_");
+  const std::string dropped = absl::StrCat(prefix, "pfd_");  // untracked again
+  absl::StatusOr<FdPair> report = MakePipe();  // child -> parent
+  ASSERT_TRUE(report.ok());
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (clone_tracker) shm_internal::UseCloneTrackerForTesting();
+    if (!shm_internal::TrackPrefix(tracked).ok()) _exit(1);
+    if (!shm_internal::TrackPrefix(dropped).ok()) _exit(2);
+    shm_internal::UntrackPrefix(dropped);
+    if (!WriteAll(report->write.get(), "r").ok()) _exit(3);
+    for (;;) pause();
+  }
+  report->write.reset();
+  char c;
+  ASSERT_TRUE(ReadExact(report->read.get(), &c, 1).ok());
+  report->read.reset();
+  SharedMemoryOptions untracked;
+  untracked.track = false;
+  const std::vector<std::string> doomed = {tracked + "a", tracked + "b_c"};
+  const std::vector<std::string> kept = {dropped + "a", prefix + "pfy_a",
+                                         prefix + "pf"};
+  for (const std::string& name : doomed) {
+    absl::StatusOr<SharedMemory> m = SharedMemory::Create(10, name, untracked);
+    ASSERT_TRUE(m.ok()) << m.status();
+    m->Disown();
+  }
+  for (const std::string& name : kept) {
+    absl::StatusOr<SharedMemory> m = SharedMemory::Create(10, name, untracked);
+    ASSERT_TRUE(m.ok()) << m.status();
+    m->Disown();
+  }
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  for (const std::string& name : doomed) {
+    EXPECT_TRUE(Eventually([&] { return !ShmExists(name); }))
+        << name << " left behind";
+  }
+  for (const std::string& name : kept) {
+    EXPECT_TRUE(ShmExists(name)) << name << " removed";
+    ::shm_unlink(("/" + name).c_str());
+  }
+  EXPECT_TRUE(leaks.Verify(absl::Seconds(5)).ok()) << leaks.Verify();
+}
+
+TEST_F(SharedMemoryTest, TrackedPrefixIsSweptWhenTheOwnerIsKilled) {
+  ForkChildTracksPrefix(kPrefix, /*clone_tracker=*/false);
+}
+
+TEST_F(SharedMemoryTest, CloneTrackerSweepsATrackedPrefixToo) {
+  ForkChildTracksPrefix(kPrefix, /*clone_tracker=*/true);
+}
+
+TEST_F(SharedMemoryTest, TrackPrefixRejectsBadPrefixes) {
+  EXPECT_EQ(shm_internal::TrackPrefix("").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(shm_internal::TrackPrefix("a/b").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(shm_internal::TrackPrefix(std::string("a\0b", 3)).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(shm_internal::TrackPrefix(std::string(252, 'p')).code(),
+            absl::StatusCode::kInvalidArgument);
+  shm_internal::UntrackPrefix("never_tracked_");  // harmless
+}
+
 // Runs the helper in `mode`; returns {segment name, tracker pid} and the pid.
 struct Helper {
   pid_t pid = 0;

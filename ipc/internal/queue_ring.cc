@@ -145,6 +145,10 @@ bool Poll(std::atomic<int32_t>* budget_ns, F ready) {
 // The payload of an out-of-line record: u64 size, then the segment name.
 constexpr size_t kMaxNameLength = 255;
 
+// Out-of-line segments are named `<queue name>_ool_<8 hex digits>`: a
+// prefix no other queue's segment has unless its name is built that way.
+constexpr absl::string_view kOutOfLineInfix = "_ool_";
+
 // How long a sleeper sleeps at most when membarrier is unavailable to it
 // while publishers skip their fence (a mixed setup, e.g. a seccomp filter):
 // it then re-checks, so a missed wake costs latency, never a hang.
@@ -222,7 +226,20 @@ absl::StatusOr<std::shared_ptr<QueueRing>> QueueRing::Create(
   h->consumer.pending = kNoPending;
   std::atomic_thread_fence(std::memory_order_release);
   h->config.magic = kQueueMagic;
-  return std::shared_ptr<QueueRing>(new QueueRing(std::move(shm)));
+  std::shared_ptr<QueueRing> ring(new QueueRing(std::move(shm)));
+  // If this process dies (even by SIGKILL) while out-of-line values are
+  // queued, its shm tracker removes them along with the ring. (When the
+  // name is too long for out-of-line values, there can be none.)
+  const std::string prefix = ring->OutOfLinePrefix();
+  if (prefix.size() + 8 <= kMaxNameLength) {
+    MP_RETURN_IF_ERROR(shm_internal::TrackPrefix(prefix));
+    ring->tracks_prefix_ = true;
+  }
+  return ring;
+}
+
+std::string QueueRing::OutOfLinePrefix() const {
+  return absl::StrCat(name(), kOutOfLineInfix);
 }
 
 absl::StatusOr<std::shared_ptr<QueueRing>> QueueRing::Attach(
@@ -263,7 +280,10 @@ QueueRing::QueueRing(SharedMemory shm) : shm_(std::move(shm)) {
 }
 
 QueueRing::~QueueRing() {
-  if (shm_.owner()) UnlinkQueuedOutOfLine();
+  if (shm_.owner()) {
+    UnlinkQueuedOutOfLine();
+    if (tracks_prefix_) shm_internal::UntrackPrefix(OutOfLinePrefix());
+  }
 }
 
 void QueueRing::UnlinkQueuedOutOfLine() {
@@ -271,7 +291,7 @@ void QueueRing::UnlinkQueuedOutOfLine() {
   uint64_t head = h_->head.word.load(std::memory_order_acquire);
   const uint64_t tail = h_->tail.word.load(std::memory_order_acquire);
   if (PosBytes(tail, head) > capacity_) return;
-  const std::string prefix = absl::StrCat(name(), "_");
+  const std::string prefix = OutOfLinePrefix();
   while (PosUnits(head) != PosUnits(tail)) {
     const uint64_t offset = (uint64_t{PosUnits(head)} * 8) & mask_;
     RecordHeader rh;
@@ -471,8 +491,9 @@ void QueueRing::WakeProducers() {
 absl::Status QueueRing::PutOutOfLine(size_t length, absl::Duration timeout,
                                      absl::FunctionRef<void(char*)> write) {
   if (closed()) return ClosedError();
+  const std::string random = RandomSharedMemoryName();
   const std::string seg_name =
-      absl::StrCat(name(), "_", RandomSharedMemoryName().substr(4));
+      absl::StrCat(OutOfLinePrefix(), random.substr(random.size() - 8));
   if (seg_name.size() > kMaxNameLength) {
     return absl::InvalidArgumentError(absl::StrCat(
         "mp::Queue: name too long for out-of-line values: ", name()));
@@ -500,7 +521,7 @@ absl::Status QueueRing::GetOutOfLine(
     absl::FunctionRef<absl::Status(absl::string_view)> read) {
   QueueSide& c = h_->consumer;
   const uint64_t head = h_->head.word.load(std::memory_order_relaxed);
-  const std::string prefix = absl::StrCat(name(), "_");
+  const std::string prefix = OutOfLinePrefix();
   uint64_t size = 0;
   std::string seg_name;
   if (rec.size() > sizeof size) {

@@ -31,8 +31,10 @@
 //     (kDataLoss) rather than trusted.
 //   * A record larger than half the ring goes out of line: the producer
 //     writes it into its own SharedMemory segment (named
-//     `<queue name>_<hex>`) and puts an OUT_OF_LINE record holding the size
-//     and the name; the consumer maps, decodes and unlinks it.
+//     `<queue name>_ool_<hex>`) and puts an OUT_OF_LINE record holding the
+//     size and the name; the consumer maps, decodes and unlinks it. The
+//     creator registers the prefix `<queue name>_ool_` with its shm tracker,
+//     so if it is killed the tracker removes queued ones with the ring.
 //   * One robust mutex per side (`sync_internal::RobustMutex`). A producer
 //     writes the whole record, then publishes `tail` with one store; a
 //     consumer copies the record out, then publishes `head`. The holder
@@ -314,6 +316,8 @@ class QueueRing {
                        absl::string_view what);
   absl::Status ClosedError() const;
   void UnlinkQueuedOutOfLine();
+  // `<name>_ool_`: every out-of-line segment's name starts with it.
+  std::string OutOfLinePrefix() const;
 
   // Publish(): stores a position word, then returns whether the other side
   // has a sleeper to wake. The classic store-then-load handshake needs a
@@ -346,6 +350,8 @@ class QueueRing {
   uint64_t maxsize_ = 0;
   uint64_t max_inline_ = 0;
   bool light_ = false;  // publishers skip the fence (membarrier works)
+  // The creator registered OutOfLinePrefix() with its shm tracker.
+  bool tracks_prefix_ = false;
   // How long this process polls before sleeping (adaptive, see the .cc).
   std::atomic<int32_t> data_spin_ns_{5000};
   std::atomic<int32_t> space_spin_ns_{5000};

@@ -28,7 +28,8 @@ namespace mp {
 namespace shm_internal {
 namespace {
 
-constexpr uint32_t kFree = 0, kWriting = 1, kRegistered = 2;
+// An entry is a segment name (kRegistered) or a name prefix (kPrefix).
+constexpr uint32_t kFree = 0, kWriting = 1, kRegistered = 2, kPrefix = 3;
 constexpr size_t kNameCapacity = 252;  // NAME_MAX (255) fits with the state
 constexpr size_t kEntries = 16383;
 
@@ -94,6 +95,68 @@ MP_TRACKER_CODE void CloseAllFds() {
   for (long fd = 0; fd < 65536; ++fd) RawSyscall(SYS_close, fd);
 }
 
+// Unlinks every /dev/shm entry whose name starts with `prefix` (a
+// nul-terminated string of at most kNameCapacity - 1 bytes), with raw system
+// calls only (the CLONE_VM tracker runs it too). Unlinking while reading the
+// directory may make the kernel skip entries, so it reads it again until a
+// pass removes nothing (at most 8 passes).
+MP_TRACKER_CODE void UnlinkPrefixed(const char* prefix) {
+  size_t plen = 0;
+  while (plen < kNameCapacity - 1 && prefix[plen] != '\0') ++plen;
+  if (plen == 0) return;
+  for (int pass = 0; pass < 8; ++pass) {
+    const long dir = RawSyscall(SYS_openat, AT_FDCWD,
+                                reinterpret_cast<long>("/dev/shm"),
+                                O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return;
+    bool removed = false;
+    alignas(8) char buf[4096];
+    for (;;) {
+      const long n = RawSyscall(SYS_getdents64, dir,
+                                reinterpret_cast<long>(buf), sizeof buf);
+      if (n <= 0) break;
+      for (long off = 0; off < n;) {
+        // struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, name
+        unsigned short reclen;
+        __builtin_memcpy(&reclen, buf + off + 16, sizeof reclen);
+        const char* name = buf + off + 19;
+        size_t k = 0;
+        while (k < plen && name[k] == prefix[k]) ++k;
+        if (k == plen && RawSyscall(SYS_unlinkat, dir,
+                                    reinterpret_cast<long>(name), 0) == 0) {
+          removed = true;
+        }
+        if (reclen == 0) break;
+        off += reclen;
+      }
+    }
+    RawSyscall(SYS_close, dir);
+    if (!removed) return;
+  }
+}
+
+// After the creator died: unlinks what `table` lists. Raw system calls only.
+MP_TRACKER_CODE void UnlinkRegistered(Table* table) {
+  static constexpr char kDir[] = "/dev/shm/";
+  for (size_t i = 0; i < kEntries; ++i) {
+    Entry& e = table->entries[i];
+    const uint32_t state = e.state.load(std::memory_order_acquire);
+    if (state == kPrefix) {
+      UnlinkPrefixed(e.name);
+      continue;
+    }
+    if (state != kRegistered) continue;
+    char path[sizeof(kDir) + kNameCapacity];
+    size_t n = 0;
+    for (const char* p = kDir; *p;) path[n++] = *p++;
+    for (size_t k = 0; k < kNameCapacity - 1 && e.name[k] != '\0';) {
+      path[n++] = e.name[k++];
+    }
+    path[n] = '\0';
+    RawSyscall(SYS_unlink, reinterpret_cast<long>(path));  // ENOENT: gone
+  }
+}
+
 struct TrackerArgs {
   Table* table;
   pid_t creator;
@@ -130,19 +193,7 @@ MP_TRACKER_CODE int TrackerMain(void* arg) {
       RawSyscall(SYS_nanosleep, reinterpret_cast<long>(&tick), 0);
     }
   }
-  static constexpr char kDir[] = "/dev/shm/";
-  for (size_t i = 0; i < kEntries; ++i) {
-    Entry& e = table->entries[i];
-    if (e.state.load(std::memory_order_acquire) != kRegistered) continue;
-    char path[sizeof(kDir) + kNameCapacity];
-    size_t n = 0;
-    for (const char* p = kDir; *p;) path[n++] = *p++;
-    for (size_t k = 0; k < kNameCapacity - 1 && e.name[k] != '\0';) {
-      path[n++] = e.name[k++];
-    }
-    path[n] = '\0';
-    RawSyscall(SYS_unlink, reinterpret_cast<long>(path));  // ENOENT: gone
-  }
+  UnlinkRegistered(table);
   RawSyscall(SYS_exit_group, 0);
   __builtin_unreachable();
 }
@@ -244,16 +295,7 @@ constexpr int kTableFd = 3;
     const struct timespec tick = {0, 100 * 1000 * 1000};
     while (::kill(creator, 0) == 0 || errno == EPERM) ::nanosleep(&tick, nullptr);
   }
-  for (size_t i = 0; i < kEntries; ++i) {
-    Entry& e = table->entries[i];
-    if (e.state.load(std::memory_order_acquire) != kRegistered) continue;
-    char path[kNameCapacity + 2];
-    path[0] = '/';
-    const size_t n = ::strnlen(e.name, kNameCapacity - 1);
-    std::memcpy(path + 1, e.name, n);
-    path[n + 1] = '\0';
-    ::shm_unlink(path);  // ENOENT: already gone
-  }
+  UnlinkRegistered(table);
   ::_exit(0);
 }
 
@@ -419,11 +461,9 @@ int SysPidfdOpen(pid_t pid) {
 #endif
 }
 
-absl::Status TrackSegment(absl::string_view name) {
-  if (name.empty() || name.size() >= kNameCapacity) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("shm tracker: bad name '", name, "'"));
-  }
+namespace {
+
+absl::Status TrackEntry(absl::string_view name, uint32_t kind) {
   std::lock_guard<std::mutex> lock(g_mu);
   if (g_table == nullptr || g_table_pid != ::getpid()) {
     // First owned segment, or a fork child: the parent's tracker watches the
@@ -437,25 +477,49 @@ absl::Status TrackSegment(absl::string_view name) {
     if (!e.state.compare_exchange_strong(expected, kWriting)) continue;
     std::memcpy(e.name, name.data(), name.size());
     e.name[name.size()] = '\0';
-    e.state.store(kRegistered, std::memory_order_release);
+    e.state.store(kind, std::memory_order_release);
     if (i + 1 > g_high) g_high = i + 1;
     return absl::OkStatus();
   }
   return absl::ResourceExhaustedError("shm tracker: too many live segments");
 }
 
-void UntrackSegment(absl::string_view name) {
+void UntrackEntry(absl::string_view name, uint32_t kind) {
   std::lock_guard<std::mutex> lock(g_mu);
   if (g_table == nullptr) return;
   for (size_t i = 0; i < g_high; ++i) {
     Entry& e = g_table->entries[i];
-    if (e.state.load(std::memory_order_acquire) != kRegistered) continue;
+    if (e.state.load(std::memory_order_acquire) != kind) continue;
     if (absl::string_view(e.name) == name) {
       e.state.store(kFree, std::memory_order_release);
       return;
     }
   }
 }
+
+}  // namespace
+
+absl::Status TrackSegment(absl::string_view name) {
+  if (name.empty() || name.size() >= kNameCapacity) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shm tracker: bad name '", name, "'"));
+  }
+  return TrackEntry(name, kRegistered);
+}
+
+void UntrackSegment(absl::string_view name) { UntrackEntry(name, kRegistered); }
+
+absl::Status TrackPrefix(absl::string_view prefix) {
+  if (prefix.empty() || prefix.size() >= kNameCapacity ||
+      prefix.find('/') != absl::string_view::npos ||
+      prefix.find('\0') != absl::string_view::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shm tracker: bad name prefix '", prefix, "'"));
+  }
+  return TrackEntry(prefix, kPrefix);
+}
+
+void UntrackPrefix(absl::string_view prefix) { UntrackEntry(prefix, kPrefix); }
 
 void UseCloneTrackerForTesting() {
   std::lock_guard<std::mutex> lock(g_mu);

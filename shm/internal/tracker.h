@@ -20,7 +20,8 @@
 // MAP_SHARED; the creator closes its fd after mapping it, so it holds no fd
 // for the tracker (nothing a fork child could inherit, nothing a fd leak
 // check sees). When the creator exits the tracker unlinks every name still
-// registered and exits, silently. A fork child of the creator that creates
+// registered (and every segment matching a registered prefix) and exits,
+// silently. A fork child of the creator that creates
 // segments gets its own tracker. If the program cannot be re-executed (mp
 // loaded with dlopen), a CLONE_VM helper running raw system calls takes its
 // place.
@@ -45,6 +46,19 @@ absl::Status TrackSegment(absl::string_view name);
 
 // UntrackSegment(): forgets `name` (it was unlinked by its owner).
 void UntrackSegment(absl::string_view name);
+
+// TrackPrefix()
+//
+// Registers a name prefix: when this process dies, the tracker also unlinks
+// every segment in /dev/shm whose name starts with `prefix` (whoever created
+// it). For segments other processes create on this process's behalf, e.g.
+// the out-of-line values of a queue this process owns. Errors:
+// `kInvalidArgument` for an empty prefix, one containing '/', or one of 252
+// bytes or more; otherwise as `TrackSegment()`.
+absl::Status TrackPrefix(absl::string_view prefix);
+
+// UntrackPrefix(): forgets `prefix`.
+void UntrackPrefix(absl::string_view prefix);
 
 // TrackerPid(): this process's tracker, or 0 when none runs yet.
 pid_t TrackerPid();
