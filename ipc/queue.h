@@ -30,8 +30,8 @@
 // `QueueOptions::capacity` bytes of ring (1 MiB by default; a power of two,
 // at most 16 GiB). An encoded value larger than half the ring does not
 // stall the others: it travels "out of line", in a shared memory segment of
-// its own named `<queue name>_<hex>` whose name goes through the ring; the
-// consumer unlinks it.
+// its own named `<queue name>_ool_<hex>` whose name goes through the ring;
+// the consumer unlinks it.
 //
 // Status codes (Python's exceptions in parentheses):
 //   * `kResourceExhausted`: full (`queue.Full`) -- from `PutNoWait()`, and
@@ -66,10 +66,10 @@
 //
 // Lifetime: the creating process owns the segment. When its last handle
 // goes away the segment is unlinked (and out-of-line values still queued are
-// removed); if the creator is killed, the shm tracker unlinks it. Other
-// processes keep their mapping until their handles go away. An out-of-line
-// value still queued when its creator is SIGKILLed is the one case that can
-// leave a `/dev/shm` entry behind.
+// removed); if the creator is killed (even by SIGKILL), its shm tracker
+// unlinks it and every out-of-line value still queued (the segments named
+// `<queue name>_ool_*`). Other processes keep their mapping until their
+// handles go away.
 
 #ifndef MP_IPC_QUEUE_H_
 #define MP_IPC_QUEUE_H_
