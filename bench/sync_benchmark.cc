@@ -9,6 +9,7 @@
 //     ping-pong.
 // Children are fork()ed per iteration and reaped before it ends.
 #include <linux/futex.h>
+#include <sched.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -153,13 +154,26 @@ template <typename L>
 struct Counted {
   L lock;
   int64_t counter = 0;
+  // Start gate: both processes begin their loops together, so that they
+  // contend from the first increment (otherwise the parent runs alone
+  // while the child is still being forked).
+  std::atomic<uint32_t> ready{0};
 };
+
+// Waits until both processes are at the gate (reset by the caller per
+// iteration).
+inline void StartTogether(std::atomic<uint32_t>& ready) {
+  ready.fetch_add(1);
+  while (ready.load(std::memory_order_acquire) < 2) sched_yield();
+}
 
 void BM_LockContended2Proc(benchmark::State& state) {
   Shared<Counted<mp::Lock>> c;
   const int n = ContendedOps();
   for (auto _ : state) {
+    c->ready.store(0);
     InTwoProcesses(state, [&](bool) {
+      StartTogether(c->ready);
       for (int i = 0; i < n; ++i) {
         (void)c->lock.Acquire();
         ++c->counter;
@@ -178,7 +192,9 @@ void BM_BoostInterprocessMutexContended2Proc(benchmark::State& state) {
   Shared<Counted<boost::interprocess::interprocess_mutex>> c;
   const int n = ContendedOps();
   for (auto _ : state) {
+    c->ready.store(0);
     InTwoProcesses(state, [&](bool) {
+      StartTogether(c->ready);
       for (int i = 0; i < n; ++i) {
         c->lock.lock();
         ++c->counter;

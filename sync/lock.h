@@ -31,8 +31,10 @@
 // another process. Acquiring a Lock the calling thread already holds fails
 // with `kFailedPrecondition` instead of deadlocking (use `mp::RLock`).
 //
-// Uncontended, Acquire is one compare-and-swap and Release one atomic
-// exchange; the futex wake system call happens only when a thread sleeps.
+// Uncontended, Acquire is one compare-and-swap and Release a plain store
+// (no locked instruction: sleepers order themselves against it with
+// membarrier(2), see docs/sync.md); the futex wake system call happens only
+// when a thread sleeps.
 
 #ifndef MP_SYNC_LOCK_H_
 #define MP_SYNC_LOCK_H_

@@ -60,6 +60,11 @@ long SysSetRobustList(void* head, size_t len) {
   return r < 0 ? -errno : r;
 }
 
+long SysMembarrier(int cmd, unsigned flags) {
+  long r = ::syscall(SYS_membarrier, cmd, flags, 0);
+  return r < 0 ? -errno : r;
+}
+
 namespace {
 
 [[noreturn]] void Die(const char* what, long err) {

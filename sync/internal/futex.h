@@ -105,13 +105,6 @@ inline void CpuRelax() {
 #endif
 }
 
-// How many times a contended mutex polls (reading only, with CpuRelax)
-// before sleeping in the kernel. Zero, like glibc's default mutex: measured
-// on 2 cores, 100 polls made two contending processes 2-3x slower and
-// tripled their CPU time (the poller keeps stealing the holder's cache
-// line), and Semaphore/Event ping-pongs slower too.
-constexpr int kSpinIterations = 0;
-
 // The raw system calls, each in one place. They return the syscall's result,
 // or -errno on failure.
 
@@ -124,6 +117,8 @@ int SysGettid();
 // thread, set_robust_list(2).
 long SysGetRobustList(void** head, size_t* len);
 long SysSetRobustList(void* head, size_t len);
+// SysMembarrier(): membarrier(2).
+long SysMembarrier(int cmd, unsigned flags);
 
 }  // namespace sync_internal
 }  // namespace mp

@@ -1,6 +1,7 @@
 #include "sync/internal/robust_mutex.h"
 
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <pthread.h>
 
 #include <cstdio>
@@ -17,6 +18,7 @@ static_assert(RobustMutexLayout::kNext == 32, "");
 static_assert(RobustMutexLayout::kNext - RobustMutexLayout::kPrev ==
                   sizeof(uintptr_t),
               "prev must sit right before next, as in glibc's list");
+static_assert(RobustMutexLayout::kSleepers == 12, "");
 static_assert(sizeof(RobustMutex) == 40, "");
 
 constexpr long kFutexOffset = -static_cast<long>(RobustMutexLayout::kNext);
@@ -36,6 +38,30 @@ struct OwnHead {
 };
 
 thread_local OwnHead t_own;
+
+// Whether this process releases with a plain store: decided once per process
+// (and again in a fork child, see ResetAfterFork), by registering for
+// MEMBARRIER_CMD_GLOBAL_EXPEDITED.
+enum : int { kMembarrierUnknown, kMembarrierReady, kMembarrierUnavailable };
+std::atomic<int> g_membarrier{kMembarrierUnknown};
+
+bool ProcessPlainUnlock() {
+  int state = g_membarrier.load(std::memory_order_acquire);
+  if (state == kMembarrierUnknown) {
+    const long cmds = SysMembarrier(MEMBARRIER_CMD_QUERY, 0);
+    const long needed = MEMBARRIER_CMD_GLOBAL_EXPEDITED |
+                        MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED;
+    const bool ok =
+        cmds > 0 && (cmds & needed) == needed &&
+        SysMembarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0) == 0;
+    int expected = kMembarrierUnknown;
+    g_membarrier.compare_exchange_strong(
+        expected, ok ? kMembarrierReady : kMembarrierUnavailable,
+        std::memory_order_acq_rel);
+    state = g_membarrier.load(std::memory_order_acquire);
+  }
+  return state == kMembarrierReady;
+}
 
 }  // namespace
 
@@ -66,16 +92,40 @@ void InitThreadState() {
       s.pending = &t_own.head.list_op_pending;
     }
   }
+  s.plain_unlock = ProcessPlainUnlock();
   s.tid = static_cast<uint32_t>(SysGettid());
 }
 
 namespace {
 
-void ResetAfterFork() { t_robust_state.tid = 0; }
+// The child re-registers for membarrier at its first lock operation (the
+// kernel keeps the registration across fork; registering again is cheap and
+// does not depend on that).
+void ResetAfterFork() {
+  if (g_membarrier.load(std::memory_order_relaxed) == kMembarrierReady) {
+    g_membarrier.store(kMembarrierUnknown, std::memory_order_relaxed);
+  }
+  t_robust_state.tid = 0;
+}
 
 [[maybe_unused]] const int g_atfork = pthread_atfork(nullptr, nullptr, ResetAfterFork);
 
 inline ThreadState& State() { return CurrentThreadState(); }
+
+// A sleeper in a process without membarrier looks again this often.
+constexpr absl::Duration kFallbackPoll = absl::Milliseconds(5);
+
+// A contended Lock() polls before it sleeps, because a sleep is dear here:
+// the sleeper's membarrier interrupts every CPU running a registered
+// process, and releases that overlap it make wake-up calls. Polling looks
+// at the word with exponential backoff (1, 2, 4 ... kMaxBackoff pauses
+// between looks), since each look takes the cache line away from the
+// holder. Budgets are in pauses (one pause is ~10-100 cycles depending on
+// the CPU; ~28 ns on the development machine, so ~50 us before the first
+// sleep and ~8 us after each wake-up).
+constexpr int kSpinBudget = 1800;
+constexpr int kSpinAfterWake = 300;
+constexpr int kMaxBackoff = 32;
 
 inline void ClearPending(const ThreadState& s) {
   if (s.robust) {
@@ -88,6 +138,13 @@ inline void ClearPending(const ThreadState& s) {
 
 bool RobustListSupported() { return State().robust; }
 
+bool PlainUnlockEnabled() { return State().plain_unlock; }
+
+void ForceUnlockFallbackForTesting() {
+  g_membarrier.store(kMembarrierUnavailable, std::memory_order_release);
+  t_robust_state.tid = 0;  // re-read by the next lock operation
+}
+
 RobustMutex::Result RobustMutex::LockSlow(Deadline deadline, bool recursive,
                                           bool try_only) {
   const ThreadState& s = t_robust_state;  // pending set by TryLockFast()
@@ -96,20 +153,22 @@ RobustMutex::Result RobustMutex::LockSlow(Deadline deadline, bool recursive,
   if ((v & FUTEX_TID_MASK) == tid) {
     ClearPending(s);
     if (!recursive) return Result::kDeadlock;
-    if (count_ == UINT32_MAX) {
+    if (depth_ == UINT32_MAX - 1) {
       std::fprintf(stderr, "mp::RLock: recursion count overflow\n");
       std::abort();
     }
-    ++count_;
+    ++depth_;
     return Result::kAcquired;
   }
-  uint32_t extra = 0;  // once we slept, others may sleep too: keep WAITERS
-  // Optional polling before sleeping (see kSpinIterations).
-  int spins = try_only ? 0 : kSpinIterations;
+  int spin = try_only ? 0 : kSpinBudget;
+  int backoff = 1;
   for (;;) {
     v = word_.load(std::memory_order_relaxed);
     if ((v & FUTEX_TID_MASK) == 0) {
-      const uint32_t nv = tid | (v & FUTEX_WAITERS) | extra;
+      // Keep FUTEX_WAITERS while threads sleep, so that the kernel wakes one
+      // if we die holding the lock.
+      uint32_t nv = tid | (v & FUTEX_WAITERS);
+      if (sleepers_.load(std::memory_order_relaxed) != 0) nv |= FUTEX_WAITERS;
       if (word_.compare_exchange_weak(v, nv, std::memory_order_acquire,
                                       std::memory_order_relaxed)) {
         const bool died = (v & FUTEX_OWNER_DIED) != 0;
@@ -120,35 +179,77 @@ RobustMutex::Result RobustMutex::LockSlow(Deadline deadline, bool recursive,
       continue;
     }
     if (try_only) break;
-    if (spins > 0 && !(v & FUTEX_WAITERS)) {
-      --spins;
-      CpuRelax();
+    if (spin > 0) {
+      // Poll with exponential backoff: each look at the word takes its cache
+      // line away from the holder, so look rarely.
+      for (int i = 0; i < backoff; ++i) CpuRelax();
+      spin -= backoff;
+      if (backoff < kMaxBackoff) backoff *= 2;
       continue;
     }
     if (deadline.Expired()) break;
-    if (!(v & FUTEX_WAITERS)) {
-      if (!word_.compare_exchange_weak(v, v | FUTEX_WAITERS,
-                                       std::memory_order_relaxed)) {
-        continue;
-      }
-      v |= FUTEX_WAITERS;
-    }
-    extra = FUTEX_WAITERS;
-    FutexWait(&word_, v, deadline);  // then re-check, timeout included
+    Sleep(v, deadline);
+    spin = kSpinAfterWake;
+    backoff = 1;
   }
   ClearPending(s);
   return Result::kTimedOut;
+}
+
+void RobustMutex::Sleep(uint32_t v, Deadline deadline) {
+  const ThreadState& s = t_robust_state;
+  // Count ourselves first, then order that against releasers: a releaser
+  // whose plain store of 0 is not visible to us after the barrier looks at
+  // sleepers_ after it, and sees us. Without membarrier (this process
+  // releases with an exchange) a full fence orders our side against other
+  // fallback releasers; plain-store releasers in other processes cannot be
+  // ordered, so we wake up every kFallbackPoll to look again.
+  sleepers_.fetch_add(1, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const bool ordered =
+      s.plain_unlock &&
+      SysMembarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0) == 0;
+  v = word_.load(std::memory_order_relaxed);
+  FutexResult r = FutexResult::kValueChanged;
+  for (;;) {
+    if ((v & FUTEX_TID_MASK) == 0) break;  // released meanwhile
+    if ((v & FUTEX_WAITERS) ||
+        word_.compare_exchange_weak(v, v | FUTEX_WAITERS,
+                                    std::memory_order_relaxed)) {
+      // FUTEX_WAITERS: if the holder dies, the kernel wakes one of us.
+      r = FutexWait(&word_, v | FUTEX_WAITERS,
+                    ordered ? deadline
+                            : Deadline::Earlier(
+                                  deadline, Deadline::After(kFallbackPoll)));
+      break;
+    }
+  }
+  // Woken by a release: the releaser took our count back (WakeOne()).
+  // Otherwise (never slept, timed out) we do. A wake by the kernel for a
+  // dead owner is counted as a release's; that leaves the count one too
+  // high: safe (a spare wake-up call later), never too low.
+  if (r != FutexResult::kWoken) {
+    sleepers_.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+void RobustMutex::WakeOne() {
+  // Every thread queued on the word counts in sleepers_, so a release that
+  // dequeues one takes its count back at once: later releases then make no
+  // wake-up calls while the woken thread is on its way.
+  if (FutexWake(&word_, 1) > 0) {
+    sleepers_.fetch_sub(1, std::memory_order_relaxed);
+  }
 }
 
 bool RobustMutex::UnlockSlow() {
   const ThreadState& s = State();
   const uint32_t v = word_.load(std::memory_order_relaxed);
   if ((v & FUTEX_TID_MASK) != s.tid) return false;
-  if (count_ > 1) {
-    --count_;
+  if (depth_ > 0) {
+    --depth_;
     return true;
   }
-  count_ = 1;  // a count of 0 cannot happen while held; be lenient
   return Unlock();
 }
 
@@ -168,15 +269,15 @@ bool RobustMutex::MarkConsistent() {
 }
 
 uint32_t RobustMutex::UnlockAll() {
-  const uint32_t n = count_;
-  count_ = 1;
+  const uint32_t n = depth_ + 1;
+  depth_ = 0;
   Unlock();
   return n;
 }
 
 RobustMutex::Result RobustMutex::Relock(uint32_t count) {
   Result r = Lock(Deadline::Infinite());
-  count_ = count;
+  depth_ = count - 1;
   return r;
 }
 

@@ -21,6 +21,23 @@
 // so both kinds of entries share the list. When a thread dies holding the
 // mutex (SIGKILL included), the kernel walks that list, sets FUTEX_OWNER_DIED
 // in the word and wakes a waiter: no polling, no pid reuse race.
+//
+// Release is a plain store of 0 to the word (no locked instruction), then a
+// look at `sleepers_`, the number of threads that are about to sleep or
+// sleep on the word: a FUTEX_WAKE only when it is not zero. The store and
+// the look are ordered against a would-be sleeper by an asymmetric barrier:
+// the sleeper counts itself, then runs membarrier(MEMBARRIER_CMD_GLOBAL_
+// EXPEDITED), which makes every thread of every registered process pass a
+// full barrier, and only then re-reads the word and sleeps on it. Either the
+// releaser's store preceded its barrier (the sleeper sees the lock free), or
+// its look at `sleepers_` follows it (it sees the count and wakes). Every
+// process that releases this way must be registered
+// (MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, done once per process by the
+// first lock operation, again after fork()). Where membarrier is unavailable
+// (old kernel, seccomp), the process releases with an atomic exchange
+// instead, and its sleepers wake every kFallbackPoll to look again, since a
+// plain-store releaser elsewhere cannot be ordered against them. See
+// docs/sync.md for the argument.
 
 #ifndef MP_SYNC_INTERNAL_ROBUST_MUTEX_H_
 #define MP_SYNC_INTERNAL_ROBUST_MUTEX_H_
@@ -41,6 +58,7 @@ namespace sync_internal {
 struct ThreadState {
   uint32_t tid;  // 0: not initialized (or reset by fork)
   bool robust;
+  bool plain_unlock;  // this process is registered for membarrier
   uintptr_t* head_list;  // &robust_list_head.list
   uintptr_t* pending;    // &robust_list_head.list_op_pending
 };
@@ -60,6 +78,15 @@ inline uint32_t CurrentTid() { return CurrentThreadState().tid; }
 // Whether owner-death detection through the kernel's robust list works in
 // this thread (false on a libc whose list layout we cannot share).
 bool RobustListSupported();
+
+// Whether this process releases mutexes with a plain store (it registered
+// for MEMBARRIER_CMD_GLOBAL_EXPEDITED), rather than the exchange fallback.
+bool PlainUnlockEnabled();
+
+// Makes this process use the fallback (exchange release, polling sleeps) from
+// now on, as if membarrier were unavailable. For tests: call it in a fresh
+// single-threaded fork child before it touches a mutex.
+void ForceUnlockFallbackForTesting();
 
 class RobustMutex {
  public:
@@ -96,28 +123,48 @@ class RobustMutex {
   // Unlock(): false (and no change) when the caller does not hold it. For a
   // recursively held mutex only the last Unlock releases.
   bool Unlock() {
-#if defined(__x86_64__)
-    // Fetch the line for writing: the loads below would otherwise take it
-    // shared and the exchange would need a second transfer under contention.
-    asm volatile("prefetchw %0" : : "m"(word_));
-#endif
     ThreadState& s = CurrentThreadState();
     if (__builtin_expect(
             (word_.load(std::memory_order_relaxed) & kTidMask) != s.tid ||
-                count_ != 1,
+                depth_ != 0,
             0)) {
       return UnlockSlow();
     }
-    count_ = 0;
     if (s.robust) {
-      *s.pending = reinterpret_cast<uintptr_t>(&next_);
-      std::atomic_signal_fence(std::memory_order_seq_cst);
-      // glibc's DEQUEUE_MUTEX.
-      Slot(next_)[-1] = prev_;
-      *Slot(prev_) = next_;
+      // list_op_pending: usually still ours since Acquired() (see there).
+      const uintptr_t self = reinterpret_cast<uintptr_t>(&next_);
+      if (*s.pending != self) {
+        *s.pending = self;
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+      }
+      // glibc's DEQUEUE_MUTEX. When the previous node is the list head
+      // (the usual case), write through the head's address rather than the
+      // loaded link, so that the store's address is known early and the
+      // next Lock()'s read of the head need not wait for it.
+      uintptr_t* const head = s.head_list;
+      const uintptr_t next = next_;
+      const uintptr_t prev = prev_;
+      // The head's own "prev" slot is never read (the head is never
+      // dequeued; glibc only ever writes it too), so it is not updated.
+      if (next != reinterpret_cast<uintptr_t>(head)) Slot(next)[-1] = prev;
+      if (prev == reinterpret_cast<uintptr_t>(head)) {
+        *Opaque(head) = next;
+      } else {
+        *Slot(prev) = next;
+      }
     }
-    const uint32_t old = word_.exchange(0, std::memory_order_release);
-    if (__builtin_expect(old & kWaiters, 0)) FutexWake(&word_, 1);
+    if (__builtin_expect(s.plain_unlock, 1)) {
+      // Store, then look: the order the sleeper's barrier relies on (a look
+      // before the store could miss a sleeper that came in between).
+      word_.store(0, std::memory_order_release);
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+    } else {
+      word_.exchange(0, std::memory_order_seq_cst);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+    }
+    if (__builtin_expect(sleepers_.load(std::memory_order_relaxed) != 0, 0)) {
+      WakeOne();
+    }
     if (s.robust) {
       std::atomic_signal_fence(std::memory_order_seq_cst);
       *s.pending = 0;
@@ -139,10 +186,14 @@ class RobustMutex {
   uint32_t UnlockAll();
   Result Relock(uint32_t count);
 
-  uint32_t count() const { return count_; }
+  uint32_t count() const { return depth_ + 1; }
 
   // The raw word (for tests and the Barrier's death check).
   uint32_t word() const { return word_.load(std::memory_order_relaxed); }
+  // Threads counted as sleeping or about to sleep (for tests).
+  uint32_t sleepers() const {
+    return sleepers_.load(std::memory_order_relaxed);
+  }
   // Clears a FUTEX_OWNER_DIED word nobody holds (used by Barrier).
   void ClearOwnerDied();
 
@@ -152,6 +203,12 @@ class RobustMutex {
 
   static uintptr_t* Slot(uintptr_t p) {
     return reinterpret_cast<uintptr_t*>(p & ~uintptr_t{1});
+  }
+  // `p`, hidden from the optimizer: after `loaded == p` the compiler would
+  // otherwise address the store through `loaded`, which the CPU knows late.
+  static uintptr_t* Opaque(uintptr_t* p) {
+    asm("" : "+r"(p));
+    return p;
   }
 
   // One CAS 0 -> tid; on success the mutex is linked into the robust list.
@@ -181,30 +238,43 @@ class RobustMutex {
   // points at a node's `next` slot, whose `prev` slot is the word before it.
   void Acquired(bool owner_died) {
     const ThreadState& s = t_robust_state;
-    count_ = 1;
+    // depth_ is 0 whenever the mutex is free, except after an owner died
+    // holding it recursively: only then does it need resetting.
+    if (__builtin_expect(owner_died, 0)) depth_ = 0;
     if (s.robust) {
       const uintptr_t self = reinterpret_cast<uintptr_t>(&next_);
-      const uintptr_t first = *s.head_list;
-      Slot(first)[-1] = self;
+      uintptr_t* const head = s.head_list;
+      const uintptr_t first = *head;
+      // An empty list: the head's "prev" slot would be written, but it is
+      // never read (see Unlock()).
+      if (first != reinterpret_cast<uintptr_t>(head)) Slot(first)[-1] = self;
       next_ = first;
-      prev_ = reinterpret_cast<uintptr_t>(s.head_list);
+      prev_ = reinterpret_cast<uintptr_t>(head);
       std::atomic_signal_fence(std::memory_order_seq_cst);
-      *s.head_list = self;
-      std::atomic_signal_fence(std::memory_order_seq_cst);
-      *s.pending = 0;
+      *head = self;
+      // list_op_pending stays pointing at us (glibc clears it here): the
+      // kernel treats a pending entry that is also on the list once, like
+      // a listed one, and Unlock() then need not set it again. It is
+      // cleared when the mutex is released, before its memory may go away.
     }
     if (__builtin_expect(owner_died, 0)) inconsistent_ = 1;
   }
 
   Result LockSlow(Deadline deadline, bool recursive, bool try_only);
+  // One sleep on the word, last seen as `v` (held by another thread):
+  // counts this thread in `sleepers_`, orders that against releasers,
+  // re-checks, sleeps; returns after any wake-up, with the count undone.
+  void Sleep(uint32_t v, Deadline deadline);
+  void WakeOne();
   bool UnlockSlow();
 
   // Layout shared with glibc's pthread_mutex_t on 64-bit Linux: the kernel
   // finds the word at `list node - 32`.
   std::atomic<uint32_t> word_{0};  // 0: owner tid | WAITERS | OWNER_DIED
-  uint32_t count_ = 0;             // 4: recursion depth of the owner
+  uint32_t depth_ = 0;             // 4: recursion depth beyond the first
   uint32_t inconsistent_ = 0;      // 8: an owner died, not repaired since
-  uint32_t reserved_[3] = {0, 0, 0};
+  std::atomic<uint32_t> sleepers_{0};  // 12: threads about to sleep/asleep
+  uint32_t reserved_[2] = {0, 0};
   uintptr_t prev_ = 0;             // 24: robust list links (owner's
   uintptr_t next_ = 0;             // 32:  addresses, meaningful only to it)
   friend struct RobustMutexLayout;
@@ -214,6 +284,7 @@ struct RobustMutexLayout {
   static constexpr size_t kWord = offsetof(RobustMutex, word_);
   static constexpr size_t kNext = offsetof(RobustMutex, next_);
   static constexpr size_t kPrev = offsetof(RobustMutex, prev_);
+  static constexpr size_t kSleepers = offsetof(RobustMutex, sleepers_);
 };
 
 }  // namespace sync_internal
