@@ -113,6 +113,11 @@ class ProcessPoolExecutor {
       int max_tasks_per_child = 0)
       : pool_(MakeOptions(max_workers, std::move(initializer),
                           max_tasks_per_child)) {}
+  // Takes all of a `Pool`'s options, the start method included (Python's
+  // `mp_context`): `{.processes = 4, .start_method = "spawn"}`. A zero
+  // `max_inflight_per_worker` becomes the executor's 32.
+  explicit ProcessPoolExecutor(PoolOptions options)
+      : pool_(WithExecutorDefaults(std::move(options))) {}
   // Shutdown(/*wait=*/true), as leaving Python's `with` block does.
   ~ProcessPoolExecutor() { Shutdown(true); }
 
@@ -173,6 +178,11 @@ class ProcessPoolExecutor {
     // Fewer tasks sent ahead than a Pool: more futures stay cancellable
     // (Python's executor queues even fewer).
     o.max_inflight_per_worker = 32;
+    return o;
+  }
+
+  static PoolOptions WithExecutorDefaults(PoolOptions o) {
+    if (o.max_inflight_per_worker == 0) o.max_inflight_per_worker = 32;
     return o;
   }
 

@@ -1,7 +1,9 @@
 #include "pool/pool.h"
 
 #include "absl/strings/str_cat.h"
+#include "process/status_macros.h"
 #include "pool/internal/fork_transport.h"
+#include "pool/internal/remote_worker.h"
 
 namespace mp {
 
@@ -9,13 +11,8 @@ namespace pool_internal {
 
 absl::StatusOr<std::shared_ptr<Core>> MakeProcessCore(
     int processes, std::function<absl::Status()> initializer,
-    int max_tasks_per_child, const std::string& start_method, int retries,
-    int max_inflight) {
-  if (!start_method.empty() && start_method != "fork") {
-    return absl::UnimplementedError(absl::StrCat(
-        "start method \"", start_method,
-        "\" is not supported by the pool yet; use \"fork\""));
-  }
+    RemoteInitializer remote_initializer, int max_tasks_per_child,
+    StartMethod method, int retries, int max_inflight) {
   if (processes < 0) {
     return absl::InvalidArgumentError("processes must be >= 0");
   }
@@ -33,7 +30,22 @@ absl::StatusOr<std::shared_ptr<Core>> MakeProcessCore(
   options.max_inflight_per_worker = max_inflight == 0 ? 128 : max_inflight;
   auto table = std::make_unique<FunctionTable>();
   ForkTransportOptions topts;
-  topts.initializer = std::move(initializer);
+  if (method == StartMethod::kFork) {
+    topts.initializer = std::move(initializer);
+  } else {
+    if (initializer && !remote_initializer.set) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "with the ", StartMethodName(method),
+          " start method the initializer must be a registered function set "
+          "with PoolOptions::SetInitializer() (a std::function cannot be "
+          "sent to a worker)"));
+    }
+    if (!remote_initializer.error.ok()) return remote_initializer.error;
+    MP_ASSIGN_OR_RETURN(
+        topts.launcher,
+        RemoteLauncher::Create(method, std::move(remote_initializer),
+                               topts.max_payload));
+  }
   absl::StatusOr<std::unique_ptr<ForkTransport>> transport =
       ForkTransport::Create(table.get(), std::move(topts));
   if (!transport.ok()) return transport.status();
@@ -48,12 +60,21 @@ absl::StatusOr<std::shared_ptr<Core>> MakeProcessCore(
 
 Pool::Pool(PoolOptions options) {
   processes_ = options.processes == 0 ? CpuCount() : options.processes;
+  StartMethod method = StartMethod::kFork;
+  if (!options.start_method.empty()) {
+    absl::StatusOr<StartMethod> parsed = ParseStartMethod(options.start_method);
+    if (!parsed.ok()) {
+      status_ = parsed.status();
+      return;
+    }
+    method = *parsed;
+  }
+  remote_ = method != StartMethod::kFork;
   absl::StatusOr<std::shared_ptr<pool_internal::Core>> core =
-      pool_internal::MakeProcessCore(options.processes,
-                                     std::move(options.initializer),
-                                     options.max_tasks_per_child,
-                                     options.start_method, options.retries,
-                                     options.max_inflight_per_worker);
+      pool_internal::MakeProcessCore(
+          options.processes, std::move(options.initializer),
+          std::move(options.remote_initializer), options.max_tasks_per_child,
+          method, options.retries, options.max_inflight_per_worker);
   if (core.ok()) {
     core_ = *std::move(core);
   } else {

@@ -13,9 +13,21 @@
 //   pool.Close();
 //   pool.Join();         // or let the destructor terminate it
 //
-// Functions (start method "fork", the only one the pool supports today):
-// any callable works, lambdas with captures included. The pool keeps a
-// table of the callables it was given; a task names its function by index
+// Start methods (`PoolOptions::start_method`): "fork" (the default),
+// "spawn" and "forkserver". With "spawn" and "forkserver" workers are not
+// forked from this (multi-threaded) process; tasks name functions
+// registered with `MP_REGISTER` / `MP_REGISTER_AS` (`process/register.h`),
+// captureless lambdas included, and the initializer must be one too
+// (`SetInitializer`). Any other callable fails at the call with
+// kInvalidArgument:
+//
+//   int Square(int x) { return x * x; }
+//   MP_REGISTER(Square);
+//   mp::Pool pool({.processes = 4, .start_method = "spawn"});
+//   auto squares = pool.Map(Square, xs);
+//
+// Functions with "fork": any callable works, lambdas with captures
+// included. The pool keeps a table of the callables it was given; a task names its function by index
 // and a worker runs its own copy, the one that existed when the worker was
 // forked. A worker forked before a callable was added cannot run it, so the
 // pool replaces its idle workers when a task needs a newer entry. Plain
@@ -65,6 +77,7 @@
 #include "absl/time/time.h"
 #include "pool/async_result.h"
 #include "pool/internal/core.h"
+#include "pool/internal/remote_call.h"
 #include "pool/internal/typed.h"
 #include "process/process.h"  // CpuCount()
 
@@ -79,8 +92,8 @@ struct PoolOptions {
   std::function<absl::Status()> initializer;
   // A worker exits and is replaced after this many tasks (chunks); 0 never.
   int max_tasks_per_child = 0;
-  // "fork" (the default, also ""). "forkserver" and "spawn" are not
-  // supported by the pool yet: the pool reports kUnimplemented.
+  // How workers start: "fork" (the default, also ""), "spawn" or
+  // "forkserver" (see the file comment for what functions each runs).
   std::string start_method = "fork";
   // What happens to the task a worker was running when it died: 0 fails it
   // with "worker lost" (default); N > 0 runs it again up to N more times.
@@ -90,11 +103,20 @@ struct PoolOptions {
   // more of them cancellable (the executor uses 32).
   int max_inflight_per_worker = 0;
 
+  // With "spawn" and "forkserver": the registered function and arguments
+  // `SetInitializer()` recorded (an `initializer` assigned directly cannot
+  // run there). Set by `SetInitializer()`; not for direct use.
+  pool_internal::RemoteInitializer remote_initializer;
+
   // PoolOptions::SetInitializer()
   //
-  // `initializer = f(args...)`; `f` may return void or absl::Status.
+  // `initializer = f(args...)`; `f` may return void or absl::Status. With
+  // "spawn" and "forkserver", `f` must be registered (`MP_REGISTER`) and the
+  // arguments are converted to its parameter types and sent through the
+  // codec; otherwise the pool fails to start with kInvalidArgument.
   template <typename F, typename... Args>
   PoolOptions& SetInitializer(F f, Args... args) {
+    remote_initializer = pool_internal::MakeRemoteInitializer(f, args...);
     initializer = [f, args...]() -> absl::Status {
       if constexpr (std::is_void_v<std::invoke_result_t<F, Args...>>) {
         f(args...);
@@ -271,8 +293,25 @@ class Pool {
     });
   }
 
+  // The table index of `f`. Errors (spawn and forkserver only): `f` is not
+  // a registered function (see `remote_call.h`).
   template <typename Runner, typename F>
-  uint32_t AddFunction(F f) {
+  absl::StatusOr<uint32_t> AddFunction(F f) {
+    if (remote_) {
+      if constexpr (process_internal::HasFunctionPointer<F>::value) {
+        auto fp = +f;
+        absl::StatusOr<const process_internal::Registration*> r =
+            pool_internal::ResolveRegistered(reinterpret_cast<const void*>(fp));
+        if (!r.ok()) return r.status();
+        const process_internal::Registration* reg = *r;
+        return core_->AddFunction(
+            [reg] { return std::make_shared<pool_internal::RegisteredRunner>(reg); },
+            {pool_internal::TypeTag<pool_internal::RegisteredRunner>(),
+             reinterpret_cast<uintptr_t>(reg)});
+      } else {
+        return pool_internal::NotRemoteCallableError();
+      }
+    }
     auto key = pool_internal::KeyOf<Runner>(f);
     return core_->AddFunction(
         [&f] { return std::make_shared<Runner>(std::move(f)); }, key);
@@ -290,6 +329,7 @@ class Pool {
 
   absl::Status status_;
   int processes_ = 0;
+  bool remote_ = false;  // spawn or forkserver workers
   std::shared_ptr<pool_internal::Core> core_;
 };
 
@@ -421,7 +461,12 @@ Pool::Pending<std::vector<R>> Pool::MapImpl(
   }
   size_t cs = chunksize > 0 ? static_cast<size_t>(chunksize)
                             : pool_internal::DefaultChunksize(n, processes_);
-  uint32_t fn = AddFunction<Runner>(std::move(f));
+  absl::StatusOr<uint32_t> added = AddFunction<Runner>(std::move(f));
+  if (!added.ok()) {
+    result->Set(added.status());
+    return {result};
+  }
+  const uint32_t fn = *added;
   auto job = std::make_shared<pool_internal::MapJob<R>>();
   job->result = result;
   size_t nchunks = (n + cs - 1) / cs;
@@ -438,7 +483,9 @@ Pool::Pending<std::vector<R>> Pool::MapImpl(
     it = std::next(it, len);
     pool_internal::Core::TaskSpec spec;
     spec.function = fn;
-    spec.payload = Encode(chunk);
+    spec.payload = remote_ ? pool_internal::EncodeRemote<F, Star>(chunk.begin(),
+                                                             chunk.end())
+                           : Encode(chunk);
     spec.base_index = static_cast<int64_t>(begin);
     spec.done = [job, c, begin](absl::StatusOr<std::string> bytes) {
       job->OnChunk(c, static_cast<int64_t>(begin), std::move(bytes));
@@ -459,11 +506,17 @@ Pool::Pending<R> Pool::ApplyImpl(F f, Tuple args, AsyncCallbacks<R> callbacks) {
     result->Set(status_);
     return Pending<R>{result};
   }
-  uint32_t fn = AddFunction<Runner>(std::move(f));
+  absl::StatusOr<uint32_t> added = AddFunction<Runner>(std::move(f));
+  if (!added.ok()) {
+    result->Set(added.status());
+    return Pending<R>{result};
+  }
+  const uint32_t fn = *added;
   SetDriver(*result);
   std::vector<pool_internal::Core::TaskSpec> specs(1);
   specs[0].function = fn;
-  specs[0].payload = Encode(args);
+  specs[0].payload = remote_ ? pool_internal::EncodeRemote<F, true>(&args, &args + 1)
+                             : Encode(args);
   specs[0].done = [result](absl::StatusOr<std::string> bytes) {
     if (!bytes.ok()) {
       result->Set(bytes.status());
@@ -497,9 +550,10 @@ class ImapState : public ImapIterator<R>::State,
   using Item = typename std::iterator_traits<It>::value_type;
 
   ImapState(std::shared_ptr<Core> core, uint32_t fn, It begin, It end,
-            size_t chunksize, size_t window, bool ordered)
+            size_t chunksize, size_t window, bool ordered, bool remote)
       : core_(std::move(core)), fn_(fn), it_(begin), end_(end),
-        chunksize_(chunksize), window_(window), ordered_(ordered) {}
+        chunksize_(chunksize), window_(window), ordered_(ordered),
+        remote_(remote) {}
 
   // Submits chunks until `window_` are in flight or the input ends.
   void TopUp() {
@@ -516,7 +570,9 @@ class ImapState : public ImapIterator<R>::State,
       ++in_flight_;
       std::vector<Core::TaskSpec> specs(1);
       specs[0].function = fn_;
-      specs[0].payload = Encode(chunk);
+      specs[0].payload =
+          remote_ ? EncodeRemote<F, false>(chunk.begin(), chunk.end())
+                  : Encode(chunk);
       specs[0].base_index = base;
       std::weak_ptr<ImapState> self = this->shared_from_this();
       specs[0].done = [self, c](absl::StatusOr<std::string> bytes) {
@@ -577,6 +633,7 @@ class ImapState : public ImapIterator<R>::State,
   It it_, end_;
   const size_t chunksize_, window_;
   const bool ordered_;
+  const bool remote_;
   std::mutex mu_;
   std::condition_variable cv_;
   size_t submitted_ = 0, yielded_ = 0, arrival_ = 0, in_flight_ = 0, items_ = 0;
@@ -593,7 +650,20 @@ auto Pool::ImapImpl(F f, It begin, It end, int chunksize, bool ordered) {
   using Runner = pool_internal::CallRunner<F, Item, false>;
   using R = typename Runner::R;
   using State = pool_internal::ImapState<F, It, R>;
-  if (!status_.ok() || chunksize < 1) {
+  absl::Status error = status_;
+  if (error.ok() && chunksize < 1) {
+    error = absl::InvalidArgumentError("chunksize must be >= 1");
+  }
+  uint32_t fn = 0;
+  if (error.ok()) {
+    absl::StatusOr<uint32_t> added = AddFunction<Runner>(std::move(f));
+    if (added.ok()) {
+      fn = *added;
+    } else {
+      error = added.status();
+    }
+  }
+  if (!error.ok()) {
     // Nothing runs; Next() reports the error once.
     struct Failed : ImapIterator<R>::State {
       absl::Status status;
@@ -605,16 +675,13 @@ auto Pool::ImapImpl(F f, It begin, It end, int chunksize, bool ordered) {
       }
     };
     auto failed = std::make_shared<Failed>();
-    failed->status = !status_.ok()
-                         ? status_
-                         : absl::InvalidArgumentError("chunksize must be >= 1");
+    failed->status = error;
     return ImapIterator<R>(failed);
   }
-  uint32_t fn = AddFunction<Runner>(std::move(f));
   auto state = std::make_shared<State>(core_, fn, begin, end,
                                        static_cast<size_t>(chunksize),
                                        static_cast<size_t>(4 * processes_),
-                                       ordered);
+                                       ordered, remote_);
   state->TopUp();
   return ImapIterator<R>(state);
 }

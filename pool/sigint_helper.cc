@@ -1,5 +1,6 @@
-// Test helper for sigint_test: starts a pool, prints its worker pids, then
-// blocks in Map() over long tasks until it is interrupted.
+// Test helper for sigint_test: starts a pool (start method argv[1], default
+// fork), prints its worker pids, then blocks in Map() over long tasks until
+// it is interrupted.
 
 #include <stdio.h>
 
@@ -8,15 +9,18 @@
 
 #include "absl/time/clock.h"
 #include "pool/pool.h"
+#include "process/register.h"
 
 int SleepMs(int ms) {
   absl::SleepFor(absl::Milliseconds(ms));
   return ms;
 }
+MP_REGISTER(SleepMs);
 
-int main() {
+int main(int argc, char** argv) {
   mp::PoolOptions options;
   options.processes = 2;
+  if (argc > 1) options.start_method = argv[1];
   mp::Pool pool(options);
   if (!pool.status().ok()) {
     fprintf(stderr, "pool: %s\n", pool.status().ToString().c_str());

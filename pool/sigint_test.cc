@@ -53,13 +53,13 @@ std::string ReadAll(int fd, absl::Duration timeout) {
   return out;
 }
 
-void RunCtrlC(bool whole_group) {
+void RunCtrlC(bool whole_group, const std::string& method = "fork") {
   testing::LeakCheck leaks;
   absl::StatusOr<FdPair> out = MakePipe();
   absl::StatusOr<FdPair> err = MakePipe();
   ASSERT_TRUE(out.ok() && err.ok());
   SpawnOptions opts;
-  opts.argv = {HelperPath()};
+  opts.argv = {HelperPath(), method};
   opts.fds = {{1, out->write.get()}, {2, err->write.get()}};
   opts.new_process_group = true;
   absl::StatusOr<pid_t> pid = Spawn(opts);
@@ -115,6 +115,16 @@ TEST(PoolSigintTest, CtrlCToTheProcessGroupStopsEverythingQuietly) {
 
 TEST(PoolSigintTest, SigintToTheOwnerOnlyStillEndsTheWorkers) {
   RunCtrlC(/*whole_group=*/false);
+}
+
+TEST(PoolSigintTest, SpawnWorkers) {
+  RunCtrlC(/*whole_group=*/true, "spawn");
+  RunCtrlC(/*whole_group=*/false, "spawn");
+}
+
+TEST(PoolSigintTest, ForkServerWorkers) {
+  RunCtrlC(/*whole_group=*/true, "forkserver");
+  RunCtrlC(/*whole_group=*/false, "forkserver");
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,6 +38,9 @@ constexpr size_t kBigFrame = 256 * 1024;
 constexpr uint32_t kResultOk = 0;
 constexpr uint32_t kResultFailure = 1;
 constexpr uint32_t kInitFailure = 2;
+// Function word flag (pool -> launched worker): the payload starts with
+// name_len:u32 and the function's registered name.
+constexpr uint32_t kNamedFunction = 0x80000000u;
 
 // pidfd_open(2); -1 with errno (ENOSYS on old kernels: callers fall back on
 // socket EOF).
@@ -89,6 +93,35 @@ std::string DescribeWait(pid_t pid, int wstatus) {
                         WEXITSTATUS(wstatus));
   }
   return absl::StrCat("worker lost: pid ", pid, " ended (status ", wstatus, ")");
+}
+
+// The same for a `Process::exitcode()`-style code (-N: signal N).
+std::string DescribeExitCode(pid_t pid, int code) {
+  if (code < 0) {
+    const char* name = strsignal(-code);
+    return absl::StrCat("worker lost: pid ", pid, " was killed by signal ",
+                        -code, " (", name ? name : "?", ")");
+  }
+  return absl::StrCat("worker lost: pid ", pid, " exited with code ", code);
+}
+
+// A forked worker's functions: its copy of the pool's table.
+class TableFunctions : public WorkerFunctions {
+ public:
+  explicit TableFunctions(const FunctionTable* table) : table_(table) {}
+  ChunkRunner* Get(uint32_t fn) override { return table_->Get(fn); }
+
+ private:
+  const FunctionTable* table_;
+};
+
+// How long an idle worker polls its socket before it sleeps in read():
+// 50 us, or 0 when the process may run on one CPU only (spinning would keep
+// the pool itself from running).
+int64_t WorkerSpinNanos() {
+  cpu_set_t set;
+  int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+  return cpus > 1 ? 50000 : 0;
 }
 
 int64_t NowNanos() {
@@ -157,8 +190,12 @@ ForkTransport::~ForkTransport() {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [id, p] : procs_) {
     ::kill(p->pid, SIGKILL);
-    int st;
-    while (::waitpid(p->pid, &st, 0) < 0 && errno == EINTR) {
+    if (p->reap) {
+      p->reap();
+    } else {
+      int st;
+      while (::waitpid(p->pid, &st, 0) < 0 && errno == EINTR) {
+      }
     }
     Unregister(p->sock.get());
     Unregister(p->pidfd.get());
@@ -169,8 +206,36 @@ ForkTransport::~ForkTransport() {
   Unregister(driver_wake_.get());
 }
 
+absl::StatusOr<WorkerId> ForkTransport::StartLaunched() {
+  MP_ASSIGN_OR_RETURN(LaunchedWorker w, options_.launcher->Launch());
+  auto p = std::make_unique<Proc>();
+  p->pid = w.pid;
+  p->sock = std::move(w.sock);
+  p->pidfd = std::move(w.exit_fd);
+  p->slot = w.slot;
+  p->reap = std::move(w.reap);
+  absl::Status nb = SetNonBlocking(p->sock.get());
+  if (!nb.ok()) {
+    ::kill(p->pid, SIGKILL);
+    p->reap();
+    munmap(p->slot, sizeof(*p->slot));
+    return nb;
+  }
+  Register(p->sock.get());
+  Register(p->pidfd.get());
+  std::lock_guard<std::mutex> lock(mu_);
+  WorkerId id = next_id_++;
+  p->id = id;
+  procs_[id] = std::move(p);
+  // A driver polling since before this worker existed would not see its
+  // results (the handler may leave them to the driver): make it re-poll.
+  WakeDriver();
+  return id;
+}
+
 absl::StatusOr<WorkerId> ForkTransport::StartWorker(uint32_t generation) {
   (void)generation;  // the forked worker sees the table as it is now
+  if (options_.launcher) return StartLaunched();
   MP_ASSIGN_OR_RETURN(FdPair pair, MakeSocketPair());
   void* page = mmap(nullptr, sizeof(std::atomic<uint64_t>),
                     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -226,7 +291,21 @@ absl::StatusOr<WorkerId> ForkTransport::StartWorker(uint32_t generation) {
   WorkerId id = next_id_++;
   p->id = id;
   procs_[id] = std::move(p);
+  WakeDriver();  // as in StartLaunched()
   return id;
+}
+
+void ReportInitFailure(int sock, const absl::Status& s) {
+  TaskFailure f;
+  f.code = static_cast<int32_t>(s.code());
+  f.message = std::string(s.message());
+  f.pid = getpid();
+  std::string out;
+  out.resize(kHeader);
+  EncodeTo(f, &out);
+  PutHeader(&out, 0, static_cast<uint32_t>(out.size() - kHeader), kInitFailure,
+            0);
+  WriteFully(sock, out.data(), out.size());
 }
 
 void ForkTransport::WorkerMain(int sock, pid_t parent,
@@ -237,8 +316,6 @@ void ForkTransport::WorkerMain(int sock, pid_t parent,
   for (int fd : close_fds) {
     if (fd != sock) ::close(fd);
   }
-  std::string out;
-  const int64_t pid = getpid();
   if (options_.initializer) {
     absl::Status s;
     try {
@@ -249,22 +326,26 @@ void ForkTransport::WorkerMain(int sock, pid_t parent,
       s = absl::UnknownError(CurrentExceptionType());
     }
     if (!s.ok()) {
-      TaskFailure f;
-      f.code = static_cast<int32_t>(s.code());
-      f.message = std::string(s.message());
-      f.pid = pid;
-      out.resize(kHeader);
-      EncodeTo(f, &out);
-      PutHeader(&out, 0, static_cast<uint32_t>(out.size() - kHeader),
-                kInitFailure, 0);
-      WriteFully(sock, out.data(), out.size());
+      ReportInitFailure(sock, s);
       fflush(nullptr);
       _exit(0);
     }
   }
+  TableFunctions functions(table_);
+  RunWorkerLoop(sock, slot, options_.max_payload, &functions);
+  fflush(nullptr);
+  _exit(0);
+}
+
+void RunWorkerLoop(int sock, std::atomic<uint64_t>* slot, size_t max_payload,
+                   WorkerFunctions* functions) {
+  std::string out;
+  const int64_t pid = getpid();
   ReadBuffer in;
   size_t start = 0;  // parse position in `in`
   int64_t last_flush = NowNanos();
+  const int64_t spin_ns = WorkerSpinNanos();
+  int ran = 0;  // tasks run since the last read
   for (;;) {
     // Read more: at least what the frame at `start` still needs.
     size_t have = in.size() - start;
@@ -279,11 +360,28 @@ void ForkTransport::WorkerMain(int sock, pid_t parent,
       start = 0;
     }
     char* dst = in.Reserve(need);
-    ssize_t n;
-    do {
+    // After a lone task, spin on a non-blocking read for a short while
+    // before sleeping: a pool that waits on a round trip sends the next task
+    // within microseconds, and then neither side waits for the scheduler to
+    // wake it. (After a batch, the pool is busy with its results: sleep.)
+    ssize_t n = -1;
+    if (spin_ns > 0 && ran == 1) {
+      const int64_t until = NowNanos() + spin_ns;
+      for (;;) {
+        n = ::recv(sock, dst, need, MSG_DONTWAIT);
+        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ||
+            NowNanos() >= until) {
+          break;
+        }
+        sched_yield();  // first whatever else wants this CPU
+      }
+    }
+    while (n < 0) {
       n = ::read(sock, dst, need);
-    } while (n < 0 && errno == EINTR);
+      if (n < 0 && errno != EINTR) break;
+    }
     if (n <= 0) break;  // the pool closed our input, or is gone
+    ran = 0;
     in.Commit(static_cast<size_t>(n));
     // Run every complete frame.
     while (in.size() - start >= kHeader) {
@@ -299,23 +397,38 @@ void ForkTransport::WorkerMain(int sock, pid_t parent,
       out.resize(at + kHeader);
       TaskFailure failure;
       bool ok = false;
-      ChunkRunner* runner = table_->Get(fn);
+      std::string define_error;
+      if (fn & kNamedFunction) {
+        fn &= ~kNamedFunction;
+        uint32_t name_len = 0;
+        if (args.size() >= 4) std::memcpy(&name_len, args.data(), 4);
+        if (args.size() < 4 || args.size() - 4 < name_len) {
+          define_error = "malformed function name";
+        } else {
+          absl::string_view name = args.substr(4, name_len);
+          args.remove_prefix(4 + name_len);
+          functions->Define(fn, name, &define_error);
+        }
+      }
+      ChunkRunner* runner = functions->Get(fn);
       // The shared page says what we run, should we die in it.
       slot->store(task, std::memory_order_relaxed);
       if (runner == nullptr) {
         failure.code = static_cast<int32_t>(absl::StatusCode::kInternal);
-        failure.message = absl::StrCat("worker has no function ", fn);
+        failure.message = define_error.empty()
+                              ? absl::StrCat("worker has no function ", fn)
+                              : define_error;
       } else {
         ok = runner->Run(args, &out, &failure);
       }
       slot->store(0, std::memory_order_relaxed);
-      if (ok && out.size() - at - kHeader > options_.max_payload) {
+      if (ok && out.size() - at - kHeader > max_payload) {
         ok = false;
         failure = TaskFailure();
         failure.code = static_cast<int32_t>(absl::StatusCode::kResourceExhausted);
         failure.message = absl::StrCat("the result of ", out.size() - at - kHeader,
                                        " bytes exceeds the message limit of ",
-                                       options_.max_payload, " bytes");
+                                       max_payload, " bytes");
       }
       if (!ok) {
         failure.pid = pid;
@@ -325,24 +438,20 @@ void ForkTransport::WorkerMain(int sock, pid_t parent,
       PutHeader(&out, at, static_cast<uint32_t>(out.size() - at - kHeader),
                 ok ? kResultOk : kResultFailure, task);
       start += kHeader + len;
+      ++ran;
       int64_t now = NowNanos();
       if (out.size() >= kBigFrame || now - last_flush > 1000000) {
-        if (!WriteFully(sock, out.data(), out.size())) {
-          fflush(nullptr);
-          _exit(0);
-        }
+        if (!WriteFully(sock, out.data(), out.size())) return;
         out.clear();
         last_flush = now;
       }
     }
     if (!out.empty()) {
-      if (!WriteFully(sock, out.data(), out.size())) break;
+      if (!WriteFully(sock, out.data(), out.size())) return;
       out.clear();
       last_flush = NowNanos();
     }
   }
-  fflush(nullptr);
-  _exit(0);
 }
 
 absl::Status ForkTransport::Send(WorkerId worker, uint64_t task_id,
@@ -354,6 +463,25 @@ absl::Status ForkTransport::Send(WorkerId worker, uint64_t task_id,
   }
   Proc& p = *it->second;
   size_t at = p.out.size();
+  if (options_.launcher) {
+    // A launched worker learns the function's name with its first task.
+    ChunkRunner* runner = table_->Get(function);
+    const char* name = runner != nullptr ? runner->remote_name() : nullptr;
+    if (name != nullptr &&
+        (function >= p.named.size() || !p.named[function])) {
+      if (function >= p.named.size()) p.named.resize(function + 1);
+      p.named[function] = true;
+      uint32_t name_len = static_cast<uint32_t>(std::strlen(name));
+      p.out.resize(at + kHeader + 4);
+      PutHeader(&p.out, at,
+                static_cast<uint32_t>(4 + name_len + payload.size()),
+                function | kNamedFunction, task_id);
+      std::memcpy(&p.out[at + kHeader], &name_len, 4);
+      p.out.append(name, name_len);
+      p.out.append(payload.data(), payload.size());
+      return absl::OkStatus();
+    }
+  }
   p.out.resize(at + kHeader);
   PutHeader(&p.out, at, static_cast<uint32_t>(payload.size()), function,
             task_id);
@@ -533,14 +661,18 @@ void ForkTransport::ReadLocked(Proc& p, std::vector<TransportEvent>* events,
 
 void ForkTransport::ReapLocked(Proc& p, std::vector<TransportEvent>* events) {
   int st = 0;
-  pid_t r;
-  do {
+  pid_t r = 0;
+  while (!p.reap) {  // a launched worker is reaped by its launcher
     r = ::waitpid(p.pid, &st, 0);
-  } while (r < 0 && errno == EINTR);
+    if (!(r < 0 && errno == EINTR)) break;
+  }
   TransportEvent ev;
   ev.kind = TransportEvent::Kind::kWorkerExited;
   ev.worker = p.id;
-  if (r < 0) {
+  if (p.reap) {
+    int code = p.reap();
+    if (code != 0) ev.status = absl::UnavailableError(DescribeExitCode(p.pid, code));
+  } else if (r < 0) {
     ev.status = absl::UnavailableError(
         absl::StrCat("worker lost: pid ", p.pid, " (waitpid: ", strerror(errno), ")"));
   } else if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
@@ -557,14 +689,19 @@ absl::Status ForkTransport::PollWith(int wake_fd, absl::Duration timeout,
   std::vector<WorkerId> owners;  // per fd; 0 for the wake fd
   {
     std::lock_guard<std::mutex> lock(mu_);
+    const bool leave_results =
+        wake_fd == wake_.get() && results_to_driver_.load();
     fds.push_back({wake_fd, POLLIN, 0});
     owners.push_back(0);
     for (auto& [id, p] : procs_) {
       if (!p->eof) {
         short ev = POLLIN;
+        if (leave_results && p->pidfd) ev = 0;
         if (p->out_off < p->out.size()) ev |= POLLOUT;
-        fds.push_back({p->sock.get(), ev, 0});
-        owners.push_back(id);
+        if (ev != 0) {
+          fds.push_back({p->sock.get(), ev, 0});
+          owners.push_back(id);
+        }
       }
       if (p->pidfd) {
         fds.push_back({p->pidfd.get(), POLLIN, 0});

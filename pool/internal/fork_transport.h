@@ -42,13 +42,72 @@
 namespace mp {
 namespace pool_internal {
 
+// The functions a worker can run, by the index a task frame names.
+class WorkerFunctions {
+ public:
+  virtual ~WorkerFunctions() = default;
+  // The runner of function `fn`, or nullptr.
+  virtual ChunkRunner* Get(uint32_t fn) = 0;
+  // A frame named function `fn` (workers that were not forked from the
+  // pool learn each function's registered name with its first task): look
+  // `name` up and remember it. False with `*error` set when there is none.
+  virtual bool Define(uint32_t fn, absl::string_view name,
+                      std::string* error) {
+    (void)fn;
+    (void)name;
+    *error = "this worker cannot look functions up by name";
+    return false;
+  }
+};
+
+// RunWorkerLoop()
+//
+// A worker's side of the transport, whatever started it: reads task frames
+// from `sock` until EOF, runs each with its runner from `functions`, and
+// writes the results back in batches. `*slot` holds the id of the task
+// running (0 between tasks). A result larger than `max_payload` fails its
+// task with kResourceExhausted. Returns at EOF or when the pool is gone.
+void RunWorkerLoop(int sock, std::atomic<uint64_t>* slot, size_t max_payload,
+                   WorkerFunctions* functions);
+
+// ReportInitFailure()
+//
+// Writes the frame that tells the pool this worker's initializer failed.
+void ReportInitFailure(int sock, const absl::Status& status);
+
+// A worker process that a `WorkerLauncher` started and connected.
+struct LaunchedWorker {
+  pid_t pid = -1;
+  UniqueFd sock;     // connected to the worker, close-on-exec
+  UniqueFd exit_fd;  // becomes readable when the worker ended
+  // A shared page of sizeof(std::atomic<uint64_t>) bytes, mapped here and
+  // in the worker; the transport munmaps it.
+  std::atomic<uint64_t>* slot = nullptr;
+  // Waits for the (ended or killed) worker; returns its exit code as
+  // `mp::Process::exitcode()` does (-N: killed by signal N).
+  std::function<int()> reap;
+};
+
+// Starts workers other than by forking the pool's process (the spawn and
+// forkserver start methods; `pool/internal/remote_worker.h`).
+class WorkerLauncher {
+ public:
+  virtual ~WorkerLauncher() = default;
+  virtual absl::StatusOr<LaunchedWorker> Launch() = 0;
+};
+
 struct ForkTransportOptions {
   // Runs in each worker before its first task; a non-OK status or an
-  // exception breaks the pool.
+  // exception breaks the pool. (Forked workers only: a launcher runs its
+  // own.)
   std::function<absl::Status()> initializer;
   // Largest payload of one frame (the length field is 32 bits). A larger
   // result fails its task with kResourceExhausted; tests lower it.
   size_t max_payload = 0xFFFFFFFFu;
+  // When set, workers are started by it instead of fork(); each task frame
+  // names its function (`ChunkRunner::remote_name()`) the first time a
+  // worker sees it, and the worker resolves it by name.
+  std::shared_ptr<WorkerLauncher> launcher;
 };
 
 // A growable byte buffer that, unlike std::string::resize, does not zero
@@ -88,9 +147,13 @@ class ForkTransport : public Transport {
   absl::Status PollForDriver(absl::Duration timeout,
                              std::vector<TransportEvent>* events) override;
   void WakeDriver() override;
+  void LeaveResultsToDriver(bool on) override { results_to_driver_ = on; }
   std::string WorkerName(WorkerId worker) override;
   int64_t WorkerPid(WorkerId worker) override;
   size_t MaxPayload() const override { return options_.max_payload; }
+  bool WorkersResolveFunctions() const override {
+    return options_.launcher != nullptr;
+  }
 
  private:
   struct Proc {
@@ -110,10 +173,13 @@ class ForkTransport : public Transport {
     bool eof = false;
     bool stop_requested = false;
     bool shut = false;
+    std::function<int()> reap;  // launched workers: see LaunchedWorker
+    std::vector<bool> named;    // launched workers: functions named to it
   };
 
   ForkTransport(const FunctionTable* table, ForkTransportOptions options,
                 UniqueFd wake, UniqueFd driver_wake);
+  absl::StatusOr<WorkerId> StartLaunched();
   absl::Status PollWith(int wake_fd, absl::Duration timeout,
                         std::vector<TransportEvent>* events);
   bool FlushLocked(Proc& p);  // false: write error (worker gone)
@@ -131,6 +197,9 @@ class ForkTransport : public Transport {
   std::mutex mu_;
   WorkerId next_id_ = 1;
   std::map<WorkerId, std::unique_ptr<Proc>> procs_;
+  // The handler's Poll() skips the sockets of workers whose exit it sees on
+  // their pidfd (Transport::LeaveResultsToDriver).
+  std::atomic<bool> results_to_driver_{false};
 };
 
 }  // namespace pool_internal

@@ -49,6 +49,13 @@ class ChunkRunner {
   // Never throws.
   virtual bool Run(absl::string_view args, std::string* out,
                    TaskFailure* failure) noexcept = 0;
+
+  // ChunkRunner::remote_name()
+  //
+  // The registered name a worker that was not forked from the pool looks
+  // the function up by (spawn and forkserver start methods); nullptr for a
+  // runner that only forked workers can run.
+  virtual const char* remote_name() const { return nullptr; }
 };
 
 // The pool's runners, by index. Not thread-safe: the core guards it.

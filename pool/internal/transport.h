@@ -122,6 +122,14 @@ class Transport {
                                      std::vector<TransportEvent>* events) = 0;
   virtual void WakeDriver() = 0;
 
+  // Transport::LeaveResultsToDriver()
+  //
+  // While on, `Poll()` need not watch for results (the core has a driver
+  // polling for them); it must still report workers that exit, and takes
+  // effect at its next call. `Wake()` a running `Poll()` after turning it
+  // off. A hint: a transport may ignore it.
+  virtual void LeaveResultsToDriver(bool on) { (void)on; }
+
   // Transport::MaxPayload()
   //
   // The largest task payload (and result) one message can carry.
@@ -136,6 +144,13 @@ class Transport {
   //
   // The worker's pid, or 0 when it has none; for tests and diagnostics.
   virtual int64_t WorkerPid(WorkerId worker) = 0;
+
+  // Transport::WorkersResolveFunctions()
+  //
+  // True when a worker can run functions added to the table after it
+  // started (it looks them up by name), so the core need not replace
+  // workers when the table grows.
+  virtual bool WorkersResolveFunctions() const { return false; }
 };
 
 }  // namespace pool_internal

@@ -161,6 +161,12 @@ const Registration* FindRegistrationByName(absl::string_view name) {
 
 int RegistrationCount() { return g_registration_count.load(); }
 
+std::string CurrentExceptionTypeName() {
+  std::type_info* type = abi::__cxa_current_exception_type();
+  if (type == nullptr) return "unknown exception";
+  return Demangle(type->name());
+}
+
 void ReportBadArguments(const absl::Status& status) {
   std::fprintf(stderr, "Process %s: cannot decode the arguments: %s\n",
                CurrentSelf().name.c_str(), status.ToString().c_str());
