@@ -1,5 +1,7 @@
 #include "pool/internal/core.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <optional>
 #include <utility>
@@ -10,6 +12,29 @@
 
 namespace mp {
 namespace pool_internal {
+namespace {
+
+// How long a driver polls without sleeping before it blocks: a little more
+// than a short task's round trip, so that neither the result nor the thread
+// waiting for it needs a wake-up from the scheduler. Zero (no spinning) when
+// this process may run on one CPU only, where spinning would only delay the
+// worker.
+absl::Duration DriveSpin() {
+  static const absl::Duration spin = [] {
+    cpu_set_t set;
+    int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    return cpus > 1 ? absl::Microseconds(50) : absl::ZeroDuration();
+  }();
+  return spin;
+}
+
+// When the handler wakes up (at least this often while it leaves results to
+// drivers) and no driver came since its last wake-up, it polls the results
+// itself again. Bounds the delay of a result nobody waits for on a thread
+// (e.g. one with only callbacks) submitted right after a run of Get()s.
+constexpr absl::Duration kHandBackTick = absl::Milliseconds(1);
+
+}  // namespace
 
 Core::Core(CoreOptions options, std::unique_ptr<FunctionTable> table,
            std::unique_ptr<Transport> transport)
@@ -23,15 +48,27 @@ Core::~Core() {
 }
 
 absl::Status Core::Start() {
-  {
-    std::lock_guard<std::mutex> join_lock(join_mu_);
-    if (handler_.joinable() || joined_) {
-      return absl::FailedPreconditionError("pool already started");
-    }
-    handler_ = std::thread([this] { HandlerLoop(); });
+  std::lock_guard<std::mutex> join_lock(join_mu_);
+  if (handler_.joinable() || joined_) {
+    return absl::FailedPreconditionError("pool already started");
   }
-  std::unique_lock<std::mutex> lock(mu_);
-  started_cv_.wait(lock, [this] { return started_; });
+  {
+    // The first workers are forked here, while the pool has no thread of
+    // its own yet: a fork copies fewer mappings, and needs no TLB shootdown
+    // of a thread running on another CPU. Replacements are forked by the
+    // handler thread.
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int i = 0; i < options_.processes; ++i) {
+      if (!StartOneWorker()) break;  // with fewer, the handler tries again
+    }
+    if (workers_.empty()) {
+      start_status_ = broken_.ok() ? absl::InternalError("no worker started")
+                                   : broken_;
+      closed_ = true;
+      terminating_ = true;
+    }
+  }
+  handler_ = std::thread([this] { HandlerLoop(); });
   return start_status_;
 }
 
@@ -59,6 +96,10 @@ absl::StatusOr<std::vector<uint64_t>> Core::Submit(
     return absl::FailedPreconditionError("pool is not running (closed or terminated)");
   }
   if (!broken_.ok()) return broken_;
+  // Tasks that are out while nobody drives: the handler reads their results.
+  if (results_to_driver_ && !tasks_.empty() && !driver_active_.load()) {
+    HandBackResultsLocked();
+  }
   for (TaskSpec& spec : specs) {
     if (spec.function >= table_->size()) {
       return absl::InvalidArgumentError(
@@ -145,6 +186,25 @@ bool Core::IsSent(uint64_t task_id) const {
 void Core::Close() {
   std::lock_guard<std::mutex> lock(mu_);
   closed_ = true;
+  HandBackResultsLocked();
+  if (tasks_.empty() && !terminating_ && broken_.ok() && !workers_.empty()) {
+    // Nothing left to run: stop the workers now rather than through a
+    // wake-up of the handler thread, which wakes on their exits anyway.
+    for (Worker& w : workers_) {
+      if (!w.stopping) {
+        w.stopping = true;
+        transport_->StopWorker(w.id);
+      }
+    }
+    return;
+  }
+  transport_->Wake();
+}
+
+void Core::HandBackResultsLocked() {
+  if (!results_to_driver_) return;
+  results_to_driver_ = false;
+  transport_->LeaveResultsToDriver(false);
   transport_->Wake();
 }
 
@@ -153,6 +213,7 @@ void Core::Terminate() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     closed_ = true;
+    HandBackResultsLocked();
     if (!terminating_) {
       terminating_ = true;
       FailAll(absl::CancelledError("pool terminated"), &completions);
@@ -180,26 +241,40 @@ void Core::RunCompletions(std::vector<Completion>* completions,
 
 Core::DriveResult Core::Drive(const std::function<bool()>& ready,
                               absl::Duration timeout) {
-  {
-    // With many tasks in flight, results arrive in batches anyway, and two
-    // pollers would only wake each other: leave it to the handler.
-    std::lock_guard<std::mutex> lock(mu_);
-    if (tasks_.size() > static_cast<size_t>(options_.processes)) {
-      return DriveResult::kBusy;
-    }
-  }
   // A callback run by this driver may wait for another result: it must not
   // try to drive again (try_lock on a mutex we hold is undefined).
   static thread_local bool in_drive = false;
-  if (in_drive) return DriveResult::kBusy;
-  std::unique_lock<std::mutex> driving(drive_mu_, std::try_to_lock);
-  if (!driving.owns_lock()) return DriveResult::kBusy;
+  std::unique_lock<std::mutex> driving;
+  if (!in_drive) driving = std::unique_lock<std::mutex>(drive_mu_, std::try_to_lock);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // With many tasks in flight, results arrive in batches anyway, and two
+    // pollers would only wake each other: leave it to the handler. Likewise
+    // when another thread drives, or this one does and runs a callback
+    // (this one then sleeps on its result, which the handler must read).
+    if (!driving.owns_lock() ||
+        tasks_.size() > static_cast<size_t>(options_.processes)) {
+      HandBackResultsLocked();
+      return DriveResult::kBusy;
+    }
+    ++drives_;
+    if (!results_to_driver_ && !closed_) {
+      // The handler stops watching results from its next poll on, which
+      // must have a timeout (kHandBackTick): wake it to start one. This
+      // happens once per run of drives, not per drive.
+      results_to_driver_ = true;
+      transport_->LeaveResultsToDriver(true);
+      transport_->Wake();
+    }
+  }
   in_drive = true;
   driver_active_.store(true);
   std::atomic_thread_fence(std::memory_order_seq_cst);
+  const absl::Time start = absl::Now();
   const absl::Time deadline = timeout == absl::InfiniteDuration()
                                   ? absl::InfiniteFuture()
-                                  : absl::Now() + timeout;
+                                  : start + timeout;
+  const absl::Time spin_until = start + DriveSpin();
   DriveResult result = DriveResult::kTimeout;
   std::vector<TransportEvent> events;
   std::vector<Completion> completions;
@@ -208,10 +283,13 @@ Core::DriveResult Core::Drive(const std::function<bool()>& ready,
       result = DriveResult::kReady;
       break;
     }
+    const absl::Time now = absl::Now();
     absl::Duration left = deadline == absl::InfiniteFuture()
                               ? absl::InfiniteDuration()
-                              : deadline - absl::Now();
+                              : deadline - now;
     if (left <= absl::ZeroDuration()) break;
+    // Spin first (poll without sleeping), then block.
+    if (now < spin_until) left = absl::ZeroDuration();
     events.clear();
     completions.clear();
     absl::Status polled = transport_->PollForDriver(left, &events);
@@ -220,7 +298,12 @@ Core::DriveResult Core::Drive(const std::function<bool()>& ready,
       result = DriveResult::kBusy;
       break;
     }
-    if (events.empty()) continue;
+    if (events.empty()) {
+      // While spinning, let a thread that shares this CPU (the worker, on a
+      // busy machine) run first.
+      if (left == absl::ZeroDuration()) sched_yield();
+      continue;
+    }
     bool wake_handler = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -234,6 +317,14 @@ Core::DriveResult Core::Drive(const std::function<bool()>& ready,
     }
     RunCompletions(&completions, /*wake_driver=*/false);
     if (wake_handler) transport_->Wake();
+  }
+  {
+    // Results still out that this driver leaves behind go to the handler
+    // (their waiters, if any, sleep on them).
+    std::lock_guard<std::mutex> lock(mu_);
+    if (result != DriveResult::kReady || !tasks_.empty()) {
+      HandBackResultsLocked();
+    }
   }
   driver_active_.store(false);
   in_drive = false;
@@ -297,7 +388,9 @@ bool Core::StartOneWorker() {
   }
   Worker w;
   w.id = *id;
-  w.generation = table_->size();
+  // A worker that resolves functions by name can run any the table holds.
+  w.generation = transport_->WorkersResolveFunctions() ? UINT32_MAX
+                                                       : table_->size();
   workers_.push_back(std::move(w));
   ++workers_started_;
   return true;
@@ -503,34 +596,24 @@ bool Core::Dispatch() {
 }
 
 void Core::HandlerLoop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (int i = 0; i < options_.processes; ++i) {
-      if (!StartOneWorker()) break;
-    }
-    if (workers_.empty()) {
-      start_status_ = broken_.ok() ? absl::InternalError("no worker started")
-                                   : broken_;
-    } else if (static_cast<int>(workers_.size()) < options_.processes) {
-      // Some failed: run with fewer, try again later.
-    }
-    started_ = true;
-    if (!start_status_.ok()) {
-      closed_ = true;
-      terminating_ = true;
-    }
-  }
-  started_cv_.notify_all();
-
+  bool handback_tick = false;
   std::vector<TransportEvent> events;
   std::vector<Completion> completions;
   for (;;) {
     events.clear();
     completions.clear();
-    absl::Status polled = transport_->Poll(absl::InfiniteDuration(), &events);
+    absl::Status polled = transport_->Poll(
+        handback_tick ? kHandBackTick : absl::InfiniteDuration(), &events);
     bool exit = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      // Take the results back when no driver came since the last wake-up:
+      // drivers stopped coming, or one waits long (results may as well wake
+      // this thread then), or runs a callback that blocks.
+      if (results_to_driver_ && drives_ == drives_at_tick_) {
+        HandBackResultsLocked();
+      }
+      drives_at_tick_ = drives_;
       for (TransportEvent& ev : events) HandleEvent(ev, &completions);
       if (!polled.ok() && broken_.ok()) {
         Break(absl::InternalError(absl::StrCat("pool broken: ", polled.message())),
@@ -539,11 +622,18 @@ void Core::HandlerLoop() {
         terminating_ = true;
         closed_ = true;
       }
+      const int64_t started_before = workers_started_;
       Maintain(&completions);
       transport_->Flush();
+      // A driver polls the workers it knew when it began to wait, and this
+      // thread does not watch results now: have it poll the new ones too.
+      if (workers_started_ != started_before && results_to_driver_) {
+        transport_->WakeDriver();
+      }
       exit = workers_.empty() &&
              (terminating_ || (closed_ && tasks_.empty()) ||
               (!broken_.ok() && closed_));
+      handback_tick = results_to_driver_;
     }
     RunCompletions(&completions);
     if (exit) break;

@@ -20,7 +20,6 @@
 #define MP_POOL_INTERNAL_CORE_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -74,8 +73,10 @@ class Core {
 
   // Core::Start()
   //
-  // Starts the handler thread, which starts the workers. Returns the error
-  // that kept the first worker from starting (the core is then broken).
+  // Starts the workers (from the calling thread: the fork happens before
+  // the handler thread exists, which makes it cheaper), then the handler
+  // thread. Returns the error that kept the first worker from starting (the
+  // core is then broken).
   absl::Status Start();
 
   // Core::AddFunction()
@@ -119,6 +120,15 @@ class Core {
   // result wakes it directly, saving a thread hop on a round trip. One
   // driver at a time: kBusy when another thread drives (then wait as
   // usual). Never starts workers (the handler does that).
+  //
+  // Latency: the driver first polls without sleeping for a short while
+  // (`kDriveSpin`, not on a 1-CPU machine), and while drivers keep coming
+  // the handler thread leaves the workers' results to them (it still
+  // watches for dead workers), so a result wakes one thread, not two. The
+  // handler takes the results back when a driver leaves with tasks still
+  // out, when a task is submitted while others are out and nobody drives,
+  // when a thread waits without driving, and at the latest two ticks of
+  // `kHandBackTick` (1 ms) after the last drive began.
   enum class DriveResult { kReady, kTimeout, kBusy };
   DriveResult Drive(const std::function<bool()>& ready, absl::Duration timeout);
 
@@ -157,6 +167,8 @@ class Core {
   using Completion = std::pair<Done, absl::StatusOr<std::string>>;
 
   void HandlerLoop();
+  // The handler polls the workers' results again (see Drive()).
+  void HandBackResultsLocked();
   void HandleEvent(TransportEvent& ev, std::vector<Completion>* out);
   // Returns true when workers must be started (only the handler does).
   bool Maintain(std::vector<Completion>* out, bool may_start_workers = true);
@@ -178,8 +190,6 @@ class Core {
   std::unique_ptr<Transport> transport_;
 
   mutable std::mutex mu_;
-  std::condition_variable started_cv_;
-  bool started_ = false;
   absl::Status start_status_;
   bool closed_ = false;
   bool terminating_ = false;
@@ -193,6 +203,10 @@ class Core {
 
   std::mutex drive_mu_;  // held by the one driver
   std::atomic<bool> driver_active_{false};
+  // Guarded by mu_: the handler leaves results to drivers (see Drive()).
+  bool results_to_driver_ = false;
+  uint64_t drives_ = 0;            // Drive() calls that polled
+  uint64_t drives_at_tick_ = 0;    // drives_ at the handler's last wake-up
 
   std::mutex join_mu_;
   std::thread handler_;
