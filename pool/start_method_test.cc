@@ -3,7 +3,14 @@
 // that name registered functions.
 
 #include <signal.h>
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <cstring>
+#include <memory>
 
 #include <cstdio>
 #include <set>
@@ -17,6 +24,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "pool/executor.h"
+#include "pool/internal/remote_worker.h"
 #include "pool/pool.h"
 #include "process/leak_check.h"
 #include "process/process.h"
@@ -360,6 +368,61 @@ TEST_P(StartMethodTest, Executor) {
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
   EXPECT_EQ(*ex.Submit(Square, 4).Result(absl::Seconds(60)), 16);
   ex.Shutdown();
+}
+
+TEST_P(StartMethodTest, NewFunctionsDoNotRestartWorkers) {
+  Pool pool(Opts(2));
+  ASSERT_TRUE(pool.status().ok()) << pool.status();
+  EXPECT_EQ(*pool.Apply(Square, 2), 4);
+  EXPECT_EQ(*pool.Apply(Add, 2, 3), 5);
+  EXPECT_EQ(*pool.Apply(kTriple, 2), 6);
+  ASSERT_TRUE(pool.Map(PlusOffset, Range(10)).ok());
+  // Workers look functions up by name: no replacement for a new one.
+  EXPECT_EQ(pool.workers_started(), 2);
+  pool.Close();
+  EXPECT_TRUE(pool.Join().ok());
+}
+
+// A process that connects to the pool's socket without the token cannot
+// pose as a worker: the launcher drops it and waits for the real one.
+TEST_P(StartMethodTest, StrangerOnTheSocketIsIgnored) {
+  absl::StatusOr<StartMethod> method = ParseStartMethod(GetParam());
+  ASSERT_TRUE(method.ok());
+  absl::StatusOr<std::shared_ptr<pool_internal::RemoteLauncher>> launcher =
+      pool_internal::RemoteLauncher::Create(*method, {}, 1 << 20);
+  ASSERT_TRUE(launcher.ok()) << launcher.status();
+  // Two strangers: one sends a wrong token, one sends nothing and hangs up.
+  std::vector<int> strangers;
+  for (int i = 0; i < 2; ++i) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    struct sockaddr_un addr;
+    std::memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    const std::string& name = (*launcher)->address();
+    std::memcpy(addr.sun_path + 1, name.data(), name.size());
+    socklen_t len = static_cast<socklen_t>(
+        offsetof(struct sockaddr_un, sun_path) + 1 + name.size());
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), len), 0);
+    if (i == 0) {
+      std::string hello(40, 'x');
+      ASSERT_EQ(::write(fd, hello.data(), hello.size()), 40);
+    } else {
+      ::shutdown(fd, SHUT_WR);
+    }
+    strangers.push_back(fd);
+  }
+  absl::StatusOr<pool_internal::LaunchedWorker> w = (*launcher)->Launch();
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_GT(w->pid, 0);
+  // The stranger got nothing: no fd, just a closed connection.
+  char byte;
+  EXPECT_EQ(::read(strangers[0], &byte, 1), 0);
+  for (int fd : strangers) ::close(fd);
+  // Closing the worker's input ends it cleanly.
+  ::shutdown(w->sock.get(), SHUT_WR);
+  EXPECT_EQ(w->reap(), 0);
+  ::munmap(w->slot, sizeof(*w->slot));
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, StartMethodTest,

@@ -55,6 +55,8 @@ class RemoteLauncher : public WorkerLauncher {
   absl::StatusOr<LaunchedWorker> Launch() override;
 
   void set_connect_timeout(absl::Duration d) { connect_timeout_ = d; }
+  // The abstract socket name workers connect to (tests).
+  const std::string& address() const { return address_; }
 
  private:
   RemoteLauncher(StartMethod method, RemoteInitializer init,
