@@ -249,6 +249,8 @@ class RobustMutex {
       // never read (see Unlock()).
       if (first != reinterpret_cast<uintptr_t>(head)) Slot(first)[-1] = self;
       next_ = first;
+      asm volatile("");  // two 8-byte stores, not one 16-byte store: the
+                         // 8-byte loads in Unlock() forward from them
       prev_ = reinterpret_cast<uintptr_t>(head);
       std::atomic_signal_fence(std::memory_order_seq_cst);
       *head = self;
