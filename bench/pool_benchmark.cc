@@ -214,5 +214,33 @@ void BM_RawSocketpair1MiB(benchmark::State& state) {
 }
 BENCHMARK(BM_RawSocketpair1MiB)->UseRealTime();
 
+// Pool(2) start + Close + Join with the spawn and forkserver start methods
+// (informational; peer: Python's Pool with get_context("spawn") /
+// ("forkserver")). Workers connect back and are started one at a time.
+// The forkserver is started before timing (Python's is too, after the
+// first pool).
+void BM_PoolStartCloseJoinMethod(benchmark::State& state, const char* method) {
+  if (std::string(method) == "forkserver" && !mp::StartForkServer().ok()) {
+    state.SkipWithError("forkserver");
+    return;
+  }
+  for (auto _ : state) {
+    mp::PoolOptions o;
+    o.processes = 2;
+    o.start_method = method;
+    mp::Pool pool(o);
+    if (!pool.status().ok()) {
+      state.SkipWithError("start");
+      break;
+    }
+    pool.Close();
+    if (!pool.Join().ok()) state.SkipWithError("join");
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK_CAPTURE(BM_PoolStartCloseJoinMethod, spawn, "spawn")->UseRealTime();
+BENCHMARK_CAPTURE(BM_PoolStartCloseJoinMethod, forkserver, "forkserver")
+    ->UseRealTime();
+
 
 }  // namespace
