@@ -86,6 +86,19 @@ absl::Status FailInit(std::string why) {
 }
 MP_REGISTER(FailInit);
 
+absl::Status SetOffsetOrFail(int v) {
+  if (v < 0) throw std::invalid_argument("negative offset");
+  g_offset = v;
+  return absl::OkStatus();
+}
+MP_REGISTER(SetOffsetOrFail);
+
+// Two functions under one name: a worker could not tell them apart.
+int DupA(int x) { return x; }
+int DupB(int x) { return -x; }
+MP_REGISTER_AS("Dup", DupA);
+MP_REGISTER_AS("Dup", DupB);
+
 // Not registered.
 int Unregistered(int x) { return x; }
 void UnregisteredInit(int) {}
@@ -301,6 +314,33 @@ TEST_P(StartMethodTest, FailingInitializerBreaksThePool) {
   EXPECT_EQ(s.code(), absl::StatusCode::kAborted) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), "initializer")) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), "no access")) << s;
+}
+
+TEST_P(StartMethodTest, InitializerReturningStatus) {
+  PoolOptions ok = Opts(1);
+  ok.SetInitializer(SetOffsetOrFail, 7);
+  Pool pool(ok);
+  ASSERT_TRUE(pool.status().ok()) << pool.status();
+  EXPECT_EQ(*pool.Apply(PlusOffset, 1), 8);
+  pool.Close();
+  EXPECT_TRUE(pool.Join().ok());
+
+  PoolOptions throws = Opts(1);
+  throws.SetInitializer(SetOffsetOrFail, -1);
+  Pool broken(throws);
+  absl::Status s = broken.status().ok() ? broken.Apply(Square, 2).status()
+                                        : broken.status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kAborted) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "negative offset")) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "std::invalid_argument")) << s;
+}
+
+TEST_P(StartMethodTest, AmbiguousNameIsRefused) {
+  Pool pool(Opts(1));
+  ASSERT_TRUE(pool.status().ok()) << pool.status();
+  absl::Status s = pool.Map(DupA, Range(2)).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "\"Dup\"")) << s;
 }
 
 TEST_P(StartMethodTest, InitializerThatCannotBeSentIsRefused) {
