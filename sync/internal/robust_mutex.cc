@@ -3,6 +3,9 @@
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -93,6 +96,13 @@ void InitThreadState() {
     }
   }
   s.plain_unlock = ProcessPlainUnlock();
+  // Polling for a holder is pointless when only one CPU may run us (the
+  // holder cannot run meanwhile). A raw system call: async-signal-safe, as
+  // this may run in a fork child.
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  s.spin = ::syscall(SYS_sched_getaffinity, 0, sizeof(cpus), &cpus) <= 0 ||
+           CPU_COUNT(&cpus) > 1;
   s.tid = static_cast<uint32_t>(SysGettid());
 }
 
@@ -160,7 +170,7 @@ RobustMutex::Result RobustMutex::LockSlow(Deadline deadline, bool recursive,
     ++depth_;
     return Result::kAcquired;
   }
-  int spin = try_only ? 0 : kSpinBudget;
+  int spin = (try_only || !s.spin) ? 0 : kSpinBudget;
   int backoff = 1;
   for (;;) {
     v = word_.load(std::memory_order_relaxed);
@@ -189,7 +199,7 @@ RobustMutex::Result RobustMutex::LockSlow(Deadline deadline, bool recursive,
     }
     if (deadline.Expired()) break;
     Sleep(v, deadline);
-    spin = kSpinAfterWake;
+    spin = s.spin ? kSpinAfterWake : 0;
     backoff = 1;
   }
   ClearPending(s);

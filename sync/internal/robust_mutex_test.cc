@@ -4,6 +4,7 @@
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -174,14 +175,22 @@ struct Hammered {
   int64_t counter = 0;
 };
 
-void Hammer(const std::vector<bool>& fallback) {
+void Hammer(const std::vector<bool>& fallback, bool one_cpu = false) {
   testing::LeakCheck leaks;
   SharedMapping<Hammered> h;
   constexpr int kIters = 400, kHoldEvery = 40;
   std::vector<pid_t> pids;
   for (bool fb : fallback) {
-    pids.push_back(ForkChild([&h, fb] {
+    pids.push_back(ForkChild([&h, fb, one_cpu] {
       if (fb) ForceUnlockFallbackForTesting();
+      if (one_cpu) {
+        // All on one CPU: no polling (see ThreadState::spin), straight to
+        // sleep. Set before the first lock operation reads it.
+        cpu_set_t cpus;
+        CPU_ZERO(&cpus);
+        CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &cpus);
+        if (sched_setaffinity(0, sizeof(cpus), &cpus) != 0) return 5;
+      }
       for (int i = 0; i < kIters; ++i) {
         if (h->m.Lock(Deadline::Infinite()) != RobustMutex::Result::kAcquired) {
           return 1;
@@ -211,6 +220,10 @@ TEST(RobustMutexTest, SleepersAreWokenFallbackRelease) {
 
 TEST(RobustMutexTest, SleepersAreWokenMixedRelease) {
   Hammer({false, true, false, true});
+}
+
+TEST(RobustMutexTest, SleepersAreWokenOnOneCpu) {
+  Hammer({false, false, false}, /*one_cpu=*/true);
 }
 
 // Several sleepers and a holder that dies: the kernel wakes one sleeper
