@@ -13,8 +13,8 @@
 // A task is (function index, payload, base index) and a `Done` callback that
 // is called exactly once: with the result bytes, or with the status (task
 // failure, worker lost, cancelled, terminated, pool broken). `Done` runs
-// without the core's lock, on the handler thread, or on the thread that
-// called `Cancel()`/`Terminate()`.
+// without the core's lock, on the handler thread, on a thread in `Drive()`,
+// or on the thread that called `Cancel()`/`Terminate()`.
 
 #ifndef MP_POOL_INTERNAL_CORE_H_
 #define MP_POOL_INTERNAL_CORE_H_
@@ -122,13 +122,13 @@ class Core {
   // usual). Never starts workers (the handler does that).
   //
   // Latency: the driver first polls without sleeping for a short while
-  // (`kDriveSpin`, not on a 1-CPU machine), and while drivers keep coming
-  // the handler thread leaves the workers' results to them (it still
-  // watches for dead workers), so a result wakes one thread, not two. The
-  // handler takes the results back when a driver leaves with tasks still
-  // out, when a task is submitted while others are out and nobody drives,
-  // when a thread waits without driving, and at the latest two ticks of
-  // `kHandBackTick` (1 ms) after the last drive began.
+  // (50 us, `sched_yield()` between polls; not on a 1-CPU machine), and
+  // while drivers keep coming the handler thread leaves the workers'
+  // results to them (it still watches for dead workers), so a result wakes
+  // one thread, not two. The handler takes the results back when a driver
+  // leaves with tasks still out, when a task is submitted while others are
+  // out and nobody drives, when a thread waits without driving, and at the
+  // latest two ticks of `kHandBackTick` (1 ms) after the last drive began.
   enum class DriveResult { kReady, kTimeout, kBusy };
   DriveResult Drive(const std::function<bool()>& ready, absl::Duration timeout);
 
