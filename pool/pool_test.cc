@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <memory>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -301,6 +302,29 @@ TEST(PoolTest, IdleWorkerKilledFromOutsideIsReplaced) {
     auto r = pool.Map(Square, Range(50), 1);
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ((*r)[7], 49);
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+// Workers die with the thread that forked them (PR_SET_PDEATHSIG): a pool
+// built by a thread that then exits must keep its workers.
+TEST(PoolTest, PoolBuiltByAThreadThatExitsKeepsItsWorkers) {
+  testing::LeakCheck leaks;
+  {
+    std::unique_ptr<Pool> pool;
+    std::thread([&pool] { pool = std::make_unique<Pool>(Opts(2)); }).join();
+    ASSERT_TRUE(pool->status().ok()) << pool->status();
+    // Tasks that last: a worker killed after the thread's exit loses one.
+    // (A forked pool's first workers predate every function, so this Map
+    // replaces them; fork_transport_test.cc checks that the first workers
+    // themselves survive.)
+    auto r = pool->Map(SleepMs, std::vector<int>(8, 20), 1);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(*r, std::vector<int>(8, 20));
+    r = pool->Map(SleepMs, std::vector<int>(8, 20), 1);
+    ASSERT_TRUE(r.ok()) << r.status();
+    pool->Close();
+    EXPECT_TRUE(pool->Join().ok());
   }
   EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
 }

@@ -16,6 +16,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -362,6 +363,23 @@ TEST_P(StartMethodTest, InitializerThatCannotBeSentIsRefused) {
   Pool direct(c);
   EXPECT_EQ(direct.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(direct.status().message(), "SetInitializer"));
+}
+
+// Spawn workers are daemons (PR_SET_PDEATHSIG towards the thread that
+// started them): a pool built by a thread that then exits keeps them.
+TEST_P(StartMethodTest, PoolBuiltByAThreadThatExitsKeepsItsWorkers) {
+  std::unique_ptr<Pool> pool;
+  std::thread([&] { pool = std::make_unique<Pool>(Opts(2)); }).join();
+  ASSERT_TRUE(pool->status().ok()) << pool->status();
+  std::vector<int64_t> pids = pool->WorkerPids();
+  ASSERT_EQ(pids.size(), 2u);
+  auto r = pool->Map(SleepMs, std::vector<int>(8, 20), 1);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, std::vector<int>(8, 20));
+  EXPECT_EQ(pool->WorkerPids(), pids);
+  EXPECT_EQ(pool->workers_started(), 2);
+  pool->Close();
+  EXPECT_TRUE(pool->Join().ok());
 }
 
 TEST_P(StartMethodTest, TerminateCancelsAndReaps) {

@@ -1,8 +1,10 @@
 #include "pool/internal/core.h"
 
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <optional>
 #include <utility>
 
@@ -52,24 +54,47 @@ absl::Status Core::Start() {
   if (handler_.joinable() || joined_) {
     return absl::FailedPreconditionError("pool already started");
   }
-  {
-    // The first workers are forked here, while the pool has no thread of
-    // its own yet: a fork copies fewer mappings, and needs no TLB shootdown
-    // of a thread running on another CPU. Replacements are forked by the
-    // handler thread.
-    std::lock_guard<std::mutex> lock(mu_);
-    for (int i = 0; i < options_.processes; ++i) {
-      if (!StartOneWorker()) break;  // with fewer, the handler tries again
+  // Workers have PR_SET_PDEATHSIG = SIGKILL, which Linux sends when the
+  // *thread* that forked them exits. The main thread lives as long as the
+  // process, so it forks the first workers itself, before the pool has a
+  // thread of its own (a fork then copies fewer mappings and needs no TLB
+  // shootdown of a thread running on another CPU). Any other thread may be
+  // short-lived: the handler thread, which outlives every worker, forks
+  // them (and all replacements), and this thread waits for the outcome.
+  if (::gettid() == ::getpid()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      StartFirstWorkersLocked();
     }
-    if (workers_.empty()) {
-      start_status_ = broken_.ok() ? absl::InternalError("no worker started")
-                                   : broken_;
-      closed_ = true;
-      terminating_ = true;
-    }
+    handler_ = std::thread([this] { HandlerLoop(); });
+    return start_status_;
   }
-  handler_ = std::thread([this] { HandlerLoop(); });
+  bool first_started = false;
+  std::condition_variable started_cv;
+  handler_ = std::thread([this, &first_started, &started_cv] {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      StartFirstWorkersLocked();
+      first_started = true;
+      started_cv.notify_all();  // under mu_: `started_cv` lives on Start()'s stack
+    }
+    HandlerLoop();
+  });
+  std::unique_lock<std::mutex> lock(mu_);
+  started_cv.wait(lock, [&] { return first_started; });
   return start_status_;
+}
+
+void Core::StartFirstWorkersLocked() {
+  for (int i = 0; i < options_.processes; ++i) {
+    if (!StartOneWorker()) break;  // with fewer, the handler tries again
+  }
+  if (workers_.empty()) {
+    start_status_ =
+        broken_.ok() ? absl::InternalError("no worker started") : broken_;
+    closed_ = true;
+    terminating_ = true;
+  }
 }
 
 uint32_t Core::AddFunction(std::shared_ptr<ChunkRunner> runner,

@@ -73,9 +73,12 @@ class Core {
 
   // Core::Start()
   //
-  // Starts the workers (from the calling thread: the fork happens before
-  // the handler thread exists, which makes it cheaper), then the handler
-  // thread. Returns the error that kept the first worker from starting (the
+  // Starts the workers, then the handler thread. Called from the process's
+  // main thread, it starts them itself, before the handler thread exists
+  // (cheaper forks); from any other thread, the handler thread starts them
+  // (workers die with the thread that forked them, `PR_SET_PDEATHSIG`, and
+  // the calling thread may exit before the pool does) and this waits for
+  // it. Returns the error that kept the first worker from starting (the
   // core is then broken).
   absl::Status Start();
 
@@ -167,6 +170,8 @@ class Core {
   using Completion = std::pair<Done, absl::StatusOr<std::string>>;
 
   void HandlerLoop();
+  // Start(): the first `processes` workers (breaks the core if none starts).
+  void StartFirstWorkersLocked();
   // The handler polls the workers' results again (see Drive()).
   void HandBackResultsLocked();
   void HandleEvent(TransportEvent& ev, std::vector<Completion>* out);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -60,6 +61,59 @@ absl::StatusOr<std::string> RunOne(size_t max_payload, int result_size,
   return (*rs)[0];
 }
 
+int SleepMs(int ms) {
+  usleep(static_cast<useconds_t>(ms) * 1000);
+  return ms;
+}
+
+// Workers have PR_SET_PDEATHSIG = SIGKILL, which Linux sends when the
+// thread that forked them exits: a core started by a thread that then
+// exits must keep its first workers, and they must run tasks.
+TEST(ForkTransportTest, CoreStartedByAThreadThatExitsKeepsItsWorkers) {
+  testing::LeakCheck leaks;
+  {
+    auto table = std::make_unique<FunctionTable>();
+    table->Add(std::make_shared<CallRunner<int (*)(int), int, false>>(&SleepMs));
+    absl::StatusOr<std::unique_ptr<ForkTransport>> transport =
+        ForkTransport::Create(table.get(), ForkTransportOptions{});
+    ASSERT_TRUE(transport.ok()) << transport.status();
+    Core core(CoreOptions{.processes = 2}, std::move(table),
+              *std::move(transport));
+    absl::Status started;
+    std::thread([&] { started = core.Start(); }).join();
+    ASSERT_TRUE(started.ok()) << started;
+    std::vector<int64_t> pids = core.WorkerPids();
+    ASSERT_EQ(pids.size(), 2u);
+    // Tasks that last, so that a worker killed after the thread's exit
+    // would be holding one.
+    std::mutex mu;
+    int left = 8;
+    std::vector<absl::Status> failures;
+    absl::Notification all_done;
+    std::vector<Core::TaskSpec> specs;
+    for (int i = 0; i < 8; ++i) {
+      Core::TaskSpec spec;
+      spec.function = 0;
+      spec.payload = Encode(std::vector<int>{20});
+      spec.base_index = i;
+      spec.done = [&](absl::StatusOr<std::string> r) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!r.ok()) failures.push_back(r.status());
+        if (--left == 0) all_done.Notify();
+      };
+      specs.push_back(std::move(spec));
+    }
+    ASSERT_TRUE(core.Submit(std::move(specs)).ok());
+    ASSERT_TRUE(all_done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+    for (const absl::Status& f : failures) ADD_FAILURE() << f;
+    EXPECT_EQ(core.WorkerPids(), pids);
+    EXPECT_EQ(core.workers_started(), 2);
+    core.Close();
+    EXPECT_TRUE(core.Join().ok());
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
 TEST(ForkTransportTest, CarriesAResultThroughAWorker) {
   testing::LeakCheck leaks;
   absl::StatusOr<std::string> r = RunOne(1 << 20, 100);
@@ -90,10 +144,6 @@ TEST(ForkTransportTest, ArgumentsLargerThanAMessageAreRefused) {
 // results to them. These tests check that no result is left unread when
 // the pattern changes.
 int Square(int x) { return x * x; }
-int SleepMs(int ms) {
-  usleep(ms * 1000);
-  return ms;
-}
 int Die(int) {
   raise(SIGKILL);
   return 0;
