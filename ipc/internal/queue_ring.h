@@ -376,6 +376,31 @@ long SysMembarrier(int cmd, unsigned flags);
 
 // ---- inline fast paths --------------------------------------------------------------
 
+// How far ahead of the record it writes a producer asks for the ring's cache
+// line for writing (prefetchw). The consumer last read that line one lap
+// ago, so the producer's store to it needs the line back (a read for
+// ownership from the other core or L3); without the prefetch that transfer
+// happens when the store drains, and the put lock's release (a locked
+// exchange, which waits for the store buffer) stalls on it. Asking for it
+// 2 lines early overlaps the transfer with the puts in between. 1P/1C,
+// 8-byte values, 2-core AMD EPYC VM, quiet window, medians of 6 alternating
+// runs: 31.1 M values/s without, 44.8 with 128 bytes ahead, 40.1 with 256
+// (512: 35.3 in another window; 64 and 192 close to 128). A prefetch of the
+// record's own line, at the start of Put, gave nothing: too late. A hint
+// only: it changes nothing that is stored.
+#ifndef MP_QUEUE_PREFETCH_AHEAD
+#define MP_QUEUE_PREFETCH_AHEAD 128
+#endif
+inline constexpr uint64_t kPutPrefetchAhead = MP_QUEUE_PREFETCH_AHEAD;
+
+inline void PrefetchForWrite(const char* p) {
+#if defined(__x86_64__)
+  if (kPutPrefetchAhead != 0) asm volatile("prefetchw %0" : : "m"(*p));
+#else
+  if (kPutPrefetchAhead != 0) __builtin_prefetch(p, 1, 3);
+#endif
+}
+
 template <typename W>
 absl::Status QueueRing::Put(size_t length, absl::Duration timeout, W&& write) {
   if (ABSL_PREDICT_FALSE(length > max_inline_)) {
@@ -410,6 +435,7 @@ absl::Status QueueRing::PutRecord(uint16_t kind, size_t length,
   }
   p.pending = tail;
   char* dst = data_ + offset;
+  PrefetchForWrite(data_ + ((offset + kPutPrefetchAhead) & mask_));
   if (pad != 0) {
     const uint32_t pad_length = static_cast<uint32_t>(pad - sizeof(RecordHeader));
     const RecordHeader ph{pad_length, kRecordPad,
