@@ -107,11 +107,17 @@ absl::Status Connection::ReadExact(char* buf, size_t size, bool eof_ok_at_start,
   }
   *got_out = got;
   while (got < size) {
+    // Spin only while waiting for a new message: once one has begun, the
+    // rest is on its way from a sender that is writing (a large payload
+    // streams in socket-buffer loads), and spinning there only competes
+    // with the sender for a CPU.
+    ipc_internal::ReadSpin* spin =
+        eof_ok_at_start && got == 0 ? &spin_ : nullptr;
     if (!read_ahead_ || size - got >= kReadAheadSize / 2) {
       size_t more = 0;
       absl::Status s = ipc_internal::ReadFull(
           fd_.get(), buf + got, size - got, eof_ok_at_start && got == 0,
-          deadline, &more, is_socket_, &spin_);
+          deadline, &more, is_socket_, spin);
       *got_out = got + more;
       return s;
     }
@@ -119,7 +125,7 @@ absl::Status Connection::ReadExact(char* buf, size_t size, bool eof_ok_at_start,
     if (read_buffer_ == nullptr) read_buffer_.reset(new char[kReadAheadSize]);
     absl::StatusOr<size_t> n = ipc_internal::ReadSomeUntil(
         fd_.get(), read_buffer_.get(), kReadAheadSize, deadline, is_socket_,
-        &spin_);
+        spin);
     if (!n.ok()) return n.status();
     if (*n == 0) {
       if (got == 0 && eof_ok_at_start) {
