@@ -214,6 +214,43 @@ void BM_RawSocketpair1MiB(benchmark::State& state) {
 }
 BENCHMARK(BM_RawSocketpair1MiB)->UseRealTime();
 
+// Informational, not a peer: the same raw transfer, but each 1 MiB lands in
+// a new std::string that is kept until the iteration ends, as Map's results
+// are (64 MiB of distinct result memory per iteration instead of one
+// cache-resident buffer). Shows what keeping the results costs by itself.
+void BM_RawSocketpair1MiBKeepResults(benchmark::State& state) {
+  const int n = Smoke() ? 4 : 64;
+  const size_t kSize = 1 << 20;
+  auto [fd, pid] = mp::bench::ForkPeer([n, kSize](mp::UniqueFd c) {
+    std::string block(kSize, 'r');
+    char go;
+    while (mp::bench::RawReadExact(c.get(), &go, 1)) {
+      for (int i = 0; i < n; ++i) {
+        if (!mp::bench::RawWriteAll(c.get(), block.data(), kSize)) _exit(1);
+      }
+    }
+  });
+  for (auto _ : state) {
+    char go = 'g';
+    bool ok = mp::bench::RawWriteAll(fd.get(), &go, 1);
+    std::vector<std::string> results;
+    for (int i = 0; ok && i < n; ++i) {
+      results.emplace_back(kSize, '\0');
+      ok = mp::bench::RawReadExact(fd.get(), &results.back()[0], kSize);
+    }
+    if (!ok) {
+      state.SkipWithError("io");
+      break;
+    }
+    benchmark::DoNotOptimize(results);
+  }
+  fd.reset();
+  mp::bench::Reap(pid);
+  state.SetItemsProcessed(state.iterations() * n);
+  state.SetBytesProcessed(state.iterations() * n * static_cast<int64_t>(kSize));
+}
+BENCHMARK(BM_RawSocketpair1MiBKeepResults)->UseRealTime();
+
 // Pool(2) start + Close + Join with the spawn and forkserver start methods
 // (informational; peer: Python's Pool with get_context("spawn") /
 // ("forkserver")). Workers connect back and are started one at a time.

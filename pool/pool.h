@@ -386,18 +386,13 @@ struct MapJob {
   absl::Status error;
   std::shared_ptr<ResultState<std::vector<R>>> result;
 
-  void OnChunk(size_t chunk, int64_t base, absl::StatusOr<std::string> bytes) {
+  void OnChunk(size_t chunk, int64_t base, absl::StatusOr<std::vector<R>> rs) {
     absl::Status status;
-    if (bytes.ok()) {
-      absl::StatusOr<std::vector<R>> rs = DecodeResults<R>(std::move(*bytes));
-      if (rs.ok()) {
-        std::lock_guard<std::mutex> lock(mu);
-        chunks[chunk] = *std::move(rs);
-      } else {
-        status = rs.status();
-      }
+    if (rs.ok()) {
+      std::lock_guard<std::mutex> lock(mu);
+      chunks[chunk] = *std::move(rs);
     } else {
-      status = bytes.status();
+      status = rs.status();
     }
     bool last;
     {
@@ -487,9 +482,10 @@ Pool::Pending<std::vector<R>> Pool::MapImpl(
                                                              chunk.end())
                            : Encode(chunk);
     spec.base_index = static_cast<int64_t>(begin);
-    spec.done = [job, c, begin](absl::StatusOr<std::string> bytes) {
-      job->OnChunk(c, static_cast<int64_t>(begin), std::move(bytes));
-    };
+    pool_internal::SetDone<R>(
+        &spec, [job, c, begin](absl::StatusOr<std::vector<R>> rs) {
+          job->OnChunk(c, static_cast<int64_t>(begin), std::move(rs));
+        });
     specs.push_back(std::move(spec));
   }
   absl::StatusOr<std::vector<uint64_t>> ids = core_->Submit(std::move(specs));
@@ -517,13 +513,7 @@ Pool::Pending<R> Pool::ApplyImpl(F f, Tuple args, AsyncCallbacks<R> callbacks) {
   specs[0].function = fn;
   specs[0].payload = remote_ ? pool_internal::EncodeRemote<F, true>(&args, &args + 1)
                              : Encode(args);
-  specs[0].done = [result](absl::StatusOr<std::string> bytes) {
-    if (!bytes.ok()) {
-      result->Set(bytes.status());
-      return;
-    }
-    absl::StatusOr<std::vector<R>> rs =
-        pool_internal::DecodeResults<R>(std::move(*bytes));
+  pool_internal::SetDone<R>(&specs[0], [result](absl::StatusOr<std::vector<R>> rs) {
     if (!rs.ok()) {
       result->Set(rs.status());
     } else if (rs->size() != 1) {
@@ -531,7 +521,7 @@ Pool::Pending<R> Pool::ApplyImpl(F f, Tuple args, AsyncCallbacks<R> callbacks) {
     } else {
       result->Set(std::move((*rs)[0]));
     }
-  };
+  });
   absl::StatusOr<std::vector<uint64_t>> ids = core_->Submit(std::move(specs));
   if (!ids.ok()) {
     result->Set(ids.status());
@@ -575,9 +565,9 @@ class ImapState : public ImapIterator<R>::State,
                   : Encode(chunk);
       specs[0].base_index = base;
       std::weak_ptr<ImapState> self = this->shared_from_this();
-      specs[0].done = [self, c](absl::StatusOr<std::string> bytes) {
-        if (auto s = self.lock()) s->OnChunk(c, std::move(bytes));
-      };
+      SetDone<R>(&specs[0], [self, c](absl::StatusOr<std::vector<R>> rs) {
+        if (auto s = self.lock()) s->OnChunk(c, std::move(rs));
+      });
       lock.unlock();
       absl::StatusOr<std::vector<uint64_t>> ids = core_->Submit(std::move(specs));
       if (!ids.ok()) OnChunk(c, ids.status());
@@ -585,10 +575,7 @@ class ImapState : public ImapIterator<R>::State,
     }
   }
 
-  void OnChunk(size_t c, absl::StatusOr<std::string> bytes) {
-    absl::StatusOr<std::vector<R>> rs =
-        bytes.ok() ? DecodeResults<R>(std::move(*bytes))
-                   : absl::StatusOr<std::vector<R>>(bytes.status());
+  void OnChunk(size_t c, absl::StatusOr<std::vector<R>> rs) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       done_.emplace(ordered_ ? c : arrival_++, std::move(rs));

@@ -568,6 +568,55 @@ TEST(PoolTest, LargeResults) {
 
 // The rvalue DecodeResults<std::string> takes the received buffer as the
 // result; it must agree with the codec on every input, good or bad.
+// A large std::string that is a chunk's only result travels bare (no codec
+// header, written from the result itself, read into its final buffer);
+// other results are encoded. Every path must give the same values.
+std::string Pattern(int n) {
+  std::string s(static_cast<size_t>(n), '\0');
+  for (int i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 7 + n) % 26);
+  return s;
+}
+
+TEST(PoolTest, LargeStringResultsBareOrEncodedAreExact) {
+  testing::LeakCheck leaks;
+  {
+    Pool pool(Opts(2));
+    const int kMin = static_cast<int>(pool_internal::kBareStringMin);
+    std::vector<int> sizes = {0,        1,           kMin - 1,  kMin,
+                              kMin + 1, 200 * 1024,  256 * 1024, 1 << 20,
+                              (3 << 20) + 5};
+    std::vector<std::string> want;
+    for (int n : sizes) want.push_back(Pattern(n));
+    for (int chunksize : {1, 2, 0}) {
+      auto r = pool.Map(Pattern, sizes, chunksize);
+      ASSERT_TRUE(r.ok()) << r.status();
+      EXPECT_TRUE(*r == want) << "chunksize " << chunksize;
+    }
+    absl::StatusOr<std::string> one = pool.Apply(Pattern, 1 << 20);
+    ASSERT_TRUE(one.ok()) << one.status();
+    EXPECT_TRUE(*one == Pattern(1 << 20));
+    int i = 0;
+    for (auto it = pool.Imap(Pattern, sizes); auto x = it.Next(); ++i) {
+      ASSERT_TRUE(x->ok()) << x->status();
+      EXPECT_TRUE(**x == want[i]) << "item " << i;
+    }
+    EXPECT_EQ(i, static_cast<int>(sizes.size()));
+    // A failure next to bare results in the same batch.
+    auto failed = pool.Map(
+        [](int n) {
+          if (n == 7) throw std::runtime_error("seven");
+          return Pattern(n);
+        },
+        std::vector<int>{1 << 20, 7, 1 << 20}, 1);
+    ASSERT_FALSE(failed.ok());
+    EXPECT_TRUE(absl::StrContains(failed.status().message(), "seven"))
+        << failed.status();
+    pool.Close();
+    EXPECT_TRUE(pool.Join().ok());
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
 TEST(PoolTest, StringResultDecodedInPlaceAgreesWithTheCodec) {
   using pool_internal::DecodeResults;
   for (const std::vector<std::string>& v : std::vector<std::vector<std::string>>{

@@ -11,6 +11,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "ipc/codec.h"
 
 namespace mp {
 namespace pool_internal {
@@ -145,6 +146,7 @@ absl::StatusOr<std::vector<uint64_t>> Core::Submit(
     t.payload = std::move(spec.payload);
     t.base_index = spec.base_index;
     t.done = std::move(spec.done);
+    t.done_bare = std::move(spec.done_bare);
     pending_.push_back(id);
     ++pending_functions_[t.function];
     ids.push_back(id);
@@ -466,7 +468,19 @@ void Core::HandleEvent(TransportEvent& ev, std::vector<Completion>* out) {
       auto it = tasks_.find(ev.task_id);
       if (it == tasks_.end()) return;  // terminated or broken meanwhile
       Task& t = it->second;
-      if (ev.ok) {
+      if (ev.ok && ev.bare_string) {
+        if (t.done_bare) {
+          out->emplace_back(
+              [bare = std::move(t.done_bare)](absl::StatusOr<std::string> s) {
+                bare(*std::move(s));
+              },
+              std::move(ev.payload));
+        } else {
+          std::vector<std::string> one;
+          one.push_back(std::move(ev.payload));
+          out->emplace_back(std::move(t.done), Encode(one));
+        }
+      } else if (ev.ok) {
         out->emplace_back(std::move(t.done), std::move(ev.payload));
       } else {
         out->emplace_back(std::move(t.done),

@@ -55,12 +55,18 @@ struct CoreOptions {
 class Core {
  public:
   using Done = std::function<void(absl::StatusOr<std::string>)>;
+  // Receives a chunk's one large `std::string` result as the buffer it was
+  // read into (`TransportEvent::bare_string`).
+  using DoneBare = std::function<void(std::string)>;
 
   struct TaskSpec {
     uint32_t function = 0;
     std::string payload;
     int64_t base_index = 0;  // index of the chunk's first item, for errors
     Done done;
+    // Optional: called instead of `done` for a bare string result. Without
+    // it, `done` gets such a result encoded (a copy).
+    DoneBare done_bare;
   };
 
   // The transport is created by the caller with a pointer to `table()`.
@@ -157,6 +163,7 @@ class Core {
     std::string payload;
     int64_t base_index = 0;
     Done done;
+    DoneBare done_bare;
     int attempts = 0;
     WorkerId worker = 0;  // 0: pending
   };

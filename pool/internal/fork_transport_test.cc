@@ -122,6 +122,29 @@ TEST(ForkTransportTest, CarriesAResultThroughAWorker) {
   EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
 }
 
+// A large string result travels bare; a task without `done_bare` (as here)
+// still gets it encoded.
+TEST(ForkTransportTest, BareResultReachesDoneEncoded) {
+  testing::LeakCheck leaks;
+  for (int size : {static_cast<int>(kBareStringMin), 300000, 1 << 20}) {
+    absl::StatusOr<std::string> r = RunOne(4 << 20, size);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(*r, std::string(size, 'b'));
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST(ForkTransportTest, BareResultLargerThanAMessageFailsItsTaskClearly) {
+  testing::LeakCheck leaks;
+  absl::StatusOr<std::string> r = RunOne(100000, 200000);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(absl::StrContains(r.status().message(),
+                                "the result of 200000 bytes exceeds"))
+      << r.status();
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
 TEST(ForkTransportTest, ResultLargerThanAMessageFailsItsTaskClearly) {
   testing::LeakCheck leaks;
   absl::StatusOr<std::string> r = RunOne(1000, 5000);

@@ -37,6 +37,9 @@ struct TaskFailure {
   MP_CODEC_FIELDS(offset, code, type, message, pid);
 };
 
+// Smallest `std::string` result that travels bare (`ChunkRunner::RunBare`).
+inline constexpr size_t kBareStringMin = 64 * 1024;
+
 class ChunkRunner {
  public:
   virtual ~ChunkRunner() = default;
@@ -49,6 +52,19 @@ class ChunkRunner {
   // Never throws.
   virtual bool Run(absl::string_view args, std::string* out,
                    TaskFailure* failure) noexcept = 0;
+
+  // ChunkRunner::RunBare()
+  //
+  // Like `Run()`, but when the chunk's only result is a `std::string` of at
+  // least `kBareStringMin` bytes, moves it into `*bare` (left empty
+  // otherwise) and appends nothing to `*out`: the worker sends those bytes
+  // as they are (no encode copy) and the pool hands the received buffer to
+  // the caller as the string itself (`Core::TaskSpec::done_bare`).
+  virtual bool RunBare(absl::string_view args, std::string* out,
+                       std::string* bare, TaskFailure* failure) noexcept {
+    (void)bare;
+    return Run(args, out, failure);
+  }
 
   // ChunkRunner::remote_name()
   //

@@ -41,7 +41,9 @@ using WorkerId = uint64_t;
 struct TransportEvent {
   enum class Kind {
     // A task finished. `ok` says whether `payload` is the runner's output or
-    // an encoded failure (`runner.h`: `EncodeFailure`).
+    // an encoded failure (`runner.h`: `EncodeFailure`). With `bare_string`
+    // (and `ok`), `payload` is the bytes of the chunk's one `std::string`
+    // result, not encoded (`ChunkRunner::RunBare`).
     kResult,
     // The worker is gone. `status` is OK for a clean exit (after
     // `StopWorker()` or at `max_tasks_per_child`), otherwise it names the pid
@@ -55,6 +57,7 @@ struct TransportEvent {
   WorkerId worker = 0;
   uint64_t task_id = 0;
   bool ok = true;
+  bool bare_string = false;
   std::string payload;
   absl::Status status;
   uint64_t running_task = 0;

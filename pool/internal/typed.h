@@ -103,6 +103,31 @@ absl::StatusOr<std::vector<R>> DecodeResults(std::string&& bytes) {
   return DecodeResults<R>(absl::string_view(bytes));
 }
 
+// SetDone()
+//
+// Makes `spec` (a `Core::TaskSpec`) call `on_results(StatusOr<vector<R>>)`
+// with the chunk's decoded results or its failure. For `std::string`
+// results it also sets `done_bare`, which receives a large result as the
+// very buffer it was read into (`ChunkRunner::RunBare`): no decode copy.
+template <typename R, typename Spec, typename G>
+void SetDone(Spec* spec, G on_results) {
+  if constexpr (std::is_same_v<R, std::string>) {
+    spec->done_bare = [on_results](std::string body) mutable {
+      std::vector<std::string> one;
+      one.push_back(std::move(body));
+      on_results(absl::StatusOr<std::vector<R>>(std::move(one)));
+    };
+  }
+  spec->done = [on_results = std::move(on_results)](
+                   absl::StatusOr<std::string> bytes) mutable {
+    if (!bytes.ok()) {
+      on_results(absl::StatusOr<std::vector<R>>(bytes.status()));
+    } else {
+      on_results(DecodeResults<R>(std::move(*bytes)));
+    }
+  };
+}
+
 // `Single`: the payload is one encoded `Item` (a tuple for Apply, which may
 // be empty), not a vector of them.
 template <typename F, typename Item, bool Star, bool Single = false>
@@ -115,6 +140,12 @@ class CallRunner : public ChunkRunner {
 
   bool Run(absl::string_view args, std::string* out,
            TaskFailure* failure) noexcept override {
+    return RunBare(args, out, nullptr, failure);
+  }
+
+  // `bare` may be null (then every result is encoded into `*out`).
+  bool RunBare(absl::string_view args, std::string* out, std::string* bare,
+               TaskFailure* failure) noexcept override {
     try {
       absl::StatusOr<std::vector<Item>> items;
       if constexpr (Single) {
@@ -154,6 +185,13 @@ class CallRunner : public ChunkRunner {
           failure->type = CurrentExceptionType();
           failure->message = "(not a std::exception)";
           return false;
+        }
+      }
+      if constexpr (std::is_same_v<R, std::string>) {
+        if (bare != nullptr && results.size() == 1 &&
+            results[0].size() >= kBareStringMin) {
+          *bare = std::move(results[0]);
+          return true;
         }
       }
       EncodeResults(results, out);
