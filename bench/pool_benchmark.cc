@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,6 +61,58 @@ void BM_PoolStartCloseJoin(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_PoolStartCloseJoin)->UseRealTime();
+
+// Informational floors for BM_PoolStartCloseJoin, in this same binary (same
+// mappings to copy at fork): two children forked one after the other that
+// `_exit(0)` at once, reaped with waitpid; and the pool's shape without the
+// pool: two children that block reading a socketpair until EOF, the parent
+// shuts both sockets, then reaps both.
+void BM_BareTwoForksExitWait(benchmark::State& state) {
+  for (auto _ : state) {
+    pid_t pids[2];
+    for (pid_t& pid : pids) {
+      pid = fork();
+      if (pid == 0) _exit(0);
+      if (pid < 0) state.SkipWithError("fork");
+    }
+    for (pid_t pid : pids) {
+      int st;
+      if (pid > 0) waitpid(pid, &st, 0);
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_BareTwoForksExitWait)->UseRealTime();
+
+void BM_BareTwoForksEofWait(benchmark::State& state) {
+  for (auto _ : state) {
+    pid_t pids[2];
+    int socks[2][2];
+    for (int i = 0; i < 2; ++i) {
+      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, socks[i]) != 0) {
+        state.SkipWithError("socketpair");
+        return;
+      }
+      pids[i] = fork();
+      if (pids[i] == 0) {
+        char c;
+        close(socks[i][0]);
+        while (read(socks[i][1], &c, 1) > 0) {
+        }
+        _exit(0);
+      }
+      close(socks[i][1]);
+    }
+    for (int i = 0; i < 2; ++i) shutdown(socks[i][0], SHUT_WR);
+    for (int i = 0; i < 2; ++i) {
+      int st;
+      if (pids[i] > 0) waitpid(pids[i], &st, 0);
+      close(socks[i][0]);
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_BareTwoForksEofWait)->UseRealTime();
 
 // Map of N trivial tasks with Python's default chunksize.
 void BM_PoolMap(benchmark::State& state) {

@@ -257,7 +257,11 @@ void Core::Terminate() {
 void Core::RunCompletions(std::vector<Completion>* completions,
                           bool wake_driver) {
   for (Completion& c : *completions) {
-    if (c.first) c.first(std::move(c.second));
+    if (c.bare) {
+      c.bare(*std::move(c.result));
+    } else if (c.done) {
+      c.done(std::move(c.result));
+    }
   }
   if (!wake_driver || completions->empty()) return;
   // Pairs with the fence in Drive(): either the driver sees the result
@@ -470,11 +474,8 @@ void Core::HandleEvent(TransportEvent& ev, std::vector<Completion>* out) {
       Task& t = it->second;
       if (ev.ok && ev.bare_string) {
         if (t.done_bare) {
-          out->emplace_back(
-              [bare = std::move(t.done_bare)](absl::StatusOr<std::string> s) {
-                bare(*std::move(s));
-              },
-              std::move(ev.payload));
+          out->emplace_back(nullptr, std::move(ev.payload),
+                            std::move(t.done_bare));
         } else {
           std::vector<std::string> one;
           one.push_back(std::move(ev.payload));

@@ -174,7 +174,13 @@ class Core {
     int assigned = 0;
     bool stopping = false;
   };
-  using Completion = std::pair<Done, absl::StatusOr<std::string>>;
+  struct Completion {
+    Completion(Done d, absl::StatusOr<std::string> r, DoneBare b = nullptr)
+        : done(std::move(d)), result(std::move(r)), bare(std::move(b)) {}
+    Done done;
+    absl::StatusOr<std::string> result;
+    DoneBare bare;  // when set, gets the (bare string) result instead
+  };
 
   void HandlerLoop();
   // Start(): the first `processes` workers (breaks the core if none starts).
