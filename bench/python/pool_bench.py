@@ -10,6 +10,8 @@ benchmark. Keys:
   executor_map      ProcessPoolExecutor.map of 10 000 (per task)
   result_1mib       Pool.map returning 1 MiB results, chunksize=1 (per result)
   start_close_join  Pool(2) start + close + join (per pool)
+  start_close_join_forkserver, start_close_join_spawn
+                    the same with get_context("forkserver") / ("spawn")
 """
 import json
 import multiprocessing
@@ -84,6 +86,23 @@ def main(keys):
                 p.close()
                 p.join()
         out["start_close_join"] = timed(start, n, repeat=1)
+    for method in ("forkserver", "spawn"):
+        key = "start_close_join_" + method
+        if key not in keys:
+            continue
+        other = multiprocessing.get_context(method)
+        if method == "forkserver":  # started once, as mp's forkserver is
+            p = other.Pool(1)
+            p.close()
+            p.join()
+        n = 2 if SMOKE else 5
+
+        def start_other():
+            for _ in range(n):
+                p = other.Pool(2)
+                p.close()
+                p.join()
+        out[key] = timed(start_other, n, repeat=1)
     print(json.dumps(out))
 
 

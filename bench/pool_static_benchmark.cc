@@ -1,0 +1,70 @@
+// Pool(2) start + Close + Join in a fully static binary, with the minimal
+// harness of bench/static_harness.h.
+//
+//   bazel run -c opt //bench:pool_static_benchmark
+//
+// Why a second binary: a fork copies the parent's memory mappings, and a
+// program dynamically linked against Debian's shared abseil (about 30 .so
+// files, ~210 mappings) pays ~230 us per fork here against ~60 us for the
+// same program linked statically (what a deployment of an mp program would
+// be, and how //bench:process_static_benchmark measures Process start).
+// `pool_benchmark` measures the same pool case in the dynamically linked
+// Google Benchmark binary; docs/PERFORMANCE.md quotes both.
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include "bench/static_harness.h"
+#include "pool/pool.h"
+#include "process/process.h"
+
+namespace {
+
+// The floor in this binary: two children forked one after the other that
+// `_exit(0)` at once, reaped with waitpid.
+bool BareTwoForksExitWait() {
+  pid_t pids[2];
+  for (pid_t& pid : pids) {
+    pid = ::fork();
+    if (pid == 0) ::_exit(0);
+    if (pid < 0) return false;
+  }
+  for (pid_t pid : pids) {
+    int status;
+    while (::waitpid(pid, &status, 0) < 0) {
+    }
+  }
+  return true;
+}
+
+bool PoolStartCloseJoin(const std::string& method) {
+  mp::PoolOptions o;
+  o.processes = 2;
+  o.start_method = method;
+  mp::Pool pool(o);
+  pool.Close();
+  absl::Status s = pool.Join();
+  if (!s.ok()) std::fprintf(stderr, "%s\n", s.ToString().c_str());
+  return s.ok();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int status = mp_bench::RunStaticBenchmarks(
+      argc, argv,
+      {
+          {"BM_BareTwoForksExitWait", BareTwoForksExitWait},
+          {"BM_PoolStartCloseJoin/fork",
+           [] { return PoolStartCloseJoin("fork"); }},
+          {"BM_PoolStartCloseJoin/forkserver",
+           [] { return PoolStartCloseJoin("forkserver"); }},
+          {"BM_PoolStartCloseJoin/spawn",
+           [] { return PoolStartCloseJoin("spawn"); }},
+      });
+  (void)mp::StopForkServer();
+  return status;
+}
