@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -16,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "process/spin.h"
 
 namespace mp {
 namespace ipc_internal {
@@ -149,20 +149,6 @@ absl::Status WriteFrameImpl(int fd, bool is_socket, absl::string_view payload,
 }
 
 
-int64_t MonotonicNs() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
-
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
 // Pause instructions between two tries while spinning: the try (a system
 // call) dominates; the pauses only ease the sibling hyperthread.
 constexpr int kPausesPerTry = 8;
@@ -216,14 +202,14 @@ int SpinPoll(int fd, absl::Time deadline, ReadSpin* spin, int64_t* wait_start,
              bool* spun) {
   int r = PollReadableNow(fd);
   if (r != 0) return r;
-  *wait_start = MonotonicNs();
+  *wait_start = mp::MonotonicNanos();
   *spun = spin->budget_ns != 0;
   if (!*spun) return 0;
   const int64_t end = SpinEnd(*wait_start, spin->budget_ns, deadline);
   for (;;) {
-    for (int k = 0; k < kPausesPerTry; ++k) CpuRelax();
+    for (int k = 0; k < kPausesPerTry; ++k) mp::CpuRelax();
     r = PollReadableNow(fd);
-    const int64_t now = MonotonicNs();
+    const int64_t now = mp::MonotonicNanos();
     if (r != 0) {
       if (r > 0) spin->Spun(now <= end + kLateNs);
       return r;
@@ -245,11 +231,7 @@ bool ReadSpin::SpinAllowed() {
   std::atomic<int>& allowed = g_spin_allowed;
   int a = allowed.load(std::memory_order_relaxed);
   if (a == 0) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    const bool many = ::sched_getaffinity(0, sizeof set, &set) == 0
-                          ? CPU_COUNT(&set) > 1
-                          : ::sysconf(_SC_NPROCESSORS_ONLN) > 1;
+    const bool many = mp::MayUseSeveralCpus();
     a = many ? 1 : 2;
     allowed.store(a, std::memory_order_relaxed);
   }
@@ -369,20 +351,20 @@ absl::StatusOr<size_t> ReadSomeUntil(int fd, char* buf, size_t size,
       while (true) {
         const ssize_t n = ::recv(fd, buf, want, MSG_DONTWAIT);
         if (n >= 0) {
-          if (wait_start != 0) spin->Spun(MonotonicNs() <= end + kLateNs);
+          if (wait_start != 0) spin->Spun(mp::MonotonicNanos() <= end + kLateNs);
           return static_cast<size_t>(n);
         }
         const int err = errno;
         if (err == EINTR) continue;
         if (err != EAGAIN && err != EWOULDBLOCK) return ReadError(err);
-        const int64_t now = MonotonicNs();
+        const int64_t now = mp::MonotonicNanos();
         if (wait_start == 0) {
           wait_start = now;
           spun = spin->budget_ns != 0;
           end = SpinEnd(now, spin->budget_ns, deadline);
         }
         if (now >= end) break;
-        for (int k = 0; k < kPausesPerTry; ++k) CpuRelax();
+        for (int k = 0; k < kPausesPerTry; ++k) mp::CpuRelax();
       }
     } else {
       const int r = SpinPoll(fd, deadline, spin, &wait_start, &spun);
@@ -397,7 +379,7 @@ absl::StatusOr<size_t> ReadSomeUntil(int fd, char* buf, size_t size,
     }
     ssize_t n = ::read(fd, buf, want);
     if (n >= 0) {
-      if (wait_start != 0) spin->Slept(spun, MonotonicNs() - wait_start);
+      if (wait_start != 0) spin->Slept(spun, mp::MonotonicNanos() - wait_start);
       return static_cast<size_t>(n);
     }
     int err = errno;

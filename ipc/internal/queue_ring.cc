@@ -20,6 +20,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "process/status_macros.h"
+#include "process/spin.h"
 #include "shm/internal/tracker.h"
 #include "shm/shared_memory.h"
 #include "sync/internal/futex.h"
@@ -53,14 +54,6 @@ absl::Status FullError(absl::string_view why) {
 
 absl::Status EmptyError(absl::string_view why) {
   return absl::UnavailableError(absl::StrCat("mp::Queue is empty", why));
-}
-
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
 }
 
 // How long a waiter polls the other side's word before it sleeps: a
@@ -102,7 +95,7 @@ int PausesPerCheck() {
     int64_t elapsed = INT64_MAX;  // the fastest of 3 samples
     for (int round = 0; round < 3; ++round) {
       const int64_t start = Deadline::NowNs();
-      for (int i = 0; i < kSample; ++i) CpuRelax();
+      for (int i = 0; i < kSample; ++i) mp::CpuRelax();
       elapsed = std::min(elapsed, Deadline::NowNs() - start);
     }
     elapsed = std::max<int64_t>(1, elapsed);
@@ -121,7 +114,7 @@ bool Poll(std::atomic<int32_t>* budget_ns, F ready) {
   const int pauses = PausesPerCheck();
   int64_t start = 0;
   for (;;) {
-    for (int k = 0; k < pauses; ++k) CpuRelax();
+    for (int k = 0; k < pauses; ++k) mp::CpuRelax();
     if (ready()) {
       if (budget < kMaxSpinNs) {
         budget_ns->store(static_cast<int32_t>(std::min(kMaxSpinNs, budget * 2)),

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "ipc/codec.h"
+#include "process/spin.h"
 
 namespace mp {
 namespace pool_internal {
@@ -23,11 +24,9 @@ namespace {
 // this process may run on one CPU only, where spinning would only delay the
 // worker.
 absl::Duration DriveSpin() {
-  static const absl::Duration spin = [] {
-    cpu_set_t set;
-    int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-    return cpus > 1 ? absl::Microseconds(50) : absl::ZeroDuration();
-  }();
+  static const absl::Duration spin = mp::MayUseSeveralCpus()
+                                         ? absl::Microseconds(50)
+                                         : absl::ZeroDuration();
   return spin;
 }
 

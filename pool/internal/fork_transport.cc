@@ -14,7 +14,6 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +23,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "process/status_macros.h"
+#include "process/spin.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -121,17 +121,7 @@ class TableFunctions : public WorkerFunctions {
 // How long an idle worker polls its socket before it sleeps in read():
 // 50 us, or 0 when the process may run on one CPU only (spinning would keep
 // the pool itself from running).
-int64_t WorkerSpinNanos() {
-  cpu_set_t set;
-  int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-  return cpus > 1 ? 50000 : 0;
-}
-
-int64_t NowNanos() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
+int64_t WorkerSpinNanos() { return mp::MayUseSeveralCpus() ? 50000 : 0; }
 
 // Worker side: blocking full write; false when the pool is gone.
 bool WriteFully(int fd, const char* data, size_t size) {
@@ -385,7 +375,7 @@ void RunWorkerLoop(int sock, std::atomic<uint64_t>* slot, size_t max_payload,
   const int64_t pid = getpid();
   ReadBuffer in;
   size_t start = 0;  // parse position in `in`
-  int64_t last_flush = NowNanos();
+  int64_t last_flush = mp::MonotonicNanos();
   const int64_t spin_ns = WorkerSpinNanos();
   int ran = 0;  // tasks run since the last read
   for (;;) {
@@ -408,11 +398,11 @@ void RunWorkerLoop(int sock, std::atomic<uint64_t>* slot, size_t max_payload,
     // wake it. (After a batch, the pool is busy with its results: sleep.)
     ssize_t n = -1;
     if (spin_ns > 0 && ran == 1) {
-      const int64_t until = NowNanos() + spin_ns;
+      const int64_t until = mp::MonotonicNanos() + spin_ns;
       for (;;) {
         n = ::recv(sock, dst, need, MSG_DONTWAIT);
         if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ||
-            NowNanos() >= until) {
+            mp::MonotonicNanos() >= until) {
           break;
         }
         sched_yield();  // first whatever else wants this CPU
@@ -482,7 +472,7 @@ void RunWorkerLoop(int sock, std::atomic<uint64_t>* slot, size_t max_payload,
       }
       start += kHeader + len;
       ++ran;
-      int64_t now = NowNanos();
+      int64_t now = mp::MonotonicNanos();
       if (!bare.empty()) {
         // The frame's header, then the result's own bytes: no encode copy.
         PutHeader(&out, at, static_cast<uint32_t>(bare.size()), kResultOkBare,
@@ -504,7 +494,7 @@ void RunWorkerLoop(int sock, std::atomic<uint64_t>* slot, size_t max_payload,
     if (!out.empty()) {
       if (!WriteFully(sock, out.data(), out.size())) return;
       out.clear();
-      last_flush = NowNanos();
+      last_flush = mp::MonotonicNanos();
     }
   }
 }
