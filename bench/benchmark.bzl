@@ -21,3 +21,28 @@ def mp_benchmark(name, srcs, deps = [], data = [], smoke_args = [], **kwargs):
         args = ["$(location :%s)" % name] + smoke_args,
         data = [":" + name] + data,
     )
+
+def mp_static_benchmark(name, srcs, deps = []):
+    """A fully static benchmark binary on //bench:static_harness, plus its smoke test.
+
+    Sanitizers cannot link statically: under --config=asan/ubsan the binary
+    is linked dynamically.
+    """
+    sanitized = {
+        "//bench:sanitized_address": [],
+        "//bench:sanitized_undefined": [],
+    }
+    native.cc_binary(
+        name = name,
+        srcs = srcs,
+        features = select(dict(sanitized, **{"//conditions:default": ["fully_static_link"]})),
+        linkopts = select(dict(sanitized, **{"//conditions:default": ["-static"]})),
+        deps = deps + ["//bench:static_harness"],
+    )
+    native.sh_test(
+        name = name + "_smoke",
+        size = "medium",
+        srcs = ["//bench:smoke.sh"],
+        args = ["$(location :%s)" % name],
+        data = [":" + name],
+    )

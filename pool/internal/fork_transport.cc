@@ -252,6 +252,10 @@ absl::StatusOr<WorkerId> ForkTransport::StartLaunched() {
     munmap(p->slot, sizeof(*p->slot));
     return nb;
   }
+  return Add(std::move(p));
+}
+
+WorkerId ForkTransport::Add(std::unique_ptr<Proc> p) {
   Register(p->sock.get());
   Register(p->pidfd.get());
   std::lock_guard<std::mutex> lock(mu_);
@@ -316,14 +320,7 @@ absl::StatusOr<WorkerId> ForkTransport::StartWorker(uint32_t generation) {
     munmap(page, sizeof(std::atomic<uint64_t>));
     return nb;
   }
-  Register(p->sock.get());
-  Register(p->pidfd.get());
-  std::lock_guard<std::mutex> lock(mu_);
-  WorkerId id = next_id_++;
-  p->id = id;
-  procs_[id] = std::move(p);
-  WakeDriver();  // as in StartLaunched()
-  return id;
+  return Add(std::move(p));
 }
 
 void ReportInitFailure(int sock, const absl::Status& s) {

@@ -180,6 +180,8 @@ class ForkTransport : public Transport {
   ForkTransport(const FunctionTable* table, ForkTransportOptions options,
                 UniqueFd wake, UniqueFd driver_wake);
   absl::StatusOr<WorkerId> StartLaunched();
+  // Registers a started worker's fds and makes it known to Poll().
+  WorkerId Add(std::unique_ptr<Proc> p);
   absl::Status PollWith(int wake_fd, absl::Duration timeout,
                         std::vector<TransportEvent>* events);
   bool FlushLocked(Proc& p);  // false: write error (worker gone)
