@@ -38,6 +38,8 @@ class Event {
   //
   // Blocks until the flag is set or `timeout` passes; returns the flag
   // (Python: true unless timed out). Signals do not shorten the wait.
+  // Spins, then blocks: polls the flag for up to ~50 us (unless the process
+  // may run on one CPU only) before sleeping on a futex.
   bool Wait(absl::Duration timeout = absl::InfiniteDuration());
 
  private:

@@ -22,9 +22,13 @@ bool Semaphore::TryAcquire() { return TryDecrement(); }
 
 absl::Status Semaphore::Acquire(absl::Duration timeout) {
   if (TryDecrement()) return absl::OkStatus();
-  // No spinning here: measured, a ping-pong between two processes on a busy
-  // 2-core machine got slower with it (the spinner delays its peer).
   const Deadline deadline = Deadline::After(timeout);
+  // Spin, then block: a Release() within microseconds is taken without a
+  // sleep (nor a wake-up call: a poller is not counted in waiters_). A zero
+  // timeout's deadline has passed already: no polling then.
+  if (sync_internal::SpinUntil([this] { return TryDecrement(); }, deadline)) {
+    return absl::OkStatus();
+  }
   waiters_.fetch_add(1, std::memory_order_seq_cst);
   // waiters_ is raised (a full barrier) before the kernel re-reads the
   // value in FUTEX_WAIT; Release() adds (a full barrier) before it reads

@@ -47,7 +47,9 @@ class Semaphore {
   //
   // Decrements the value, waiting up to `timeout` while it is zero (Python's
   // `acquire(blocking, timeout)`; zero or negative: do not wait). Signals do
-  // not shorten the wait. Errors: `kDeadlineExceeded`.
+  // not shorten the wait. Errors: `kDeadlineExceeded`. Spins, then blocks:
+  // polls the value for up to ~50 us (unless the process may run on one CPU
+  // only) before sleeping on a futex.
   absl::Status Acquire(absl::Duration timeout = absl::InfiniteDuration());
   bool TryAcquire();
 

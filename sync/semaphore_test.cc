@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "process/leak_check.h"
 #include "sync/guard.h"
+#include "sync/internal/futex.h"
 #include "sync/internal/test_util.h"
 #include "sync/sync.h"
 
@@ -88,6 +89,59 @@ TEST(SemaphoreTest, PingPongBetweenProcesses) {
   EXPECT_EQ(p->ping.value(), 0u);
   EXPECT_EQ(p->pong.value(), 0u);
   EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+// As PingPongBetweenProcesses, with polling before sleeps on (the default
+// where more than one CPU is allowed) and forced off, checking the turn
+// counter each side was handed.
+void SemaphorePingPong(bool spin) {
+  testing::LeakCheck leaks;
+  struct Pair {
+    Semaphore ping{0};
+    Semaphore pong{0};
+    int64_t turn = 0;
+  };
+  SharedMapping<Pair> p;
+  sync_internal::SetSpinDisabledForTesting(!spin);  // inherited by the child
+  constexpr int kRounds = 2000;
+  pid_t pid = ForkChild([&] {
+    for (int i = 0; i < kRounds; ++i) {
+      if (!p->ping.Acquire(absl::Seconds(10)).ok()) return 1;
+      if (p->turn != 2 * i + 1) return 2;
+      p->turn = 2 * i + 2;
+      if (!p->pong.Release().ok()) return 3;
+    }
+    return 0;
+  });
+  for (int i = 0; i < kRounds; ++i) {
+    ASSERT_EQ(p->turn, 2 * i);
+    p->turn = 2 * i + 1;
+    ASSERT_TRUE(p->ping.Release().ok());
+    ASSERT_TRUE(p->pong.Acquire(absl::Seconds(10)).ok()) << "round " << i;
+  }
+  EXPECT_EQ(WaitChild(pid), 0);
+  sync_internal::SetSpinDisabledForTesting(false);
+  EXPECT_EQ(p->turn, 2 * kRounds);
+  EXPECT_EQ(p->ping.value(), 0u);
+  EXPECT_EQ(p->pong.value(), 0u);
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST(SemaphoreTest, PingPongSpinning) { SemaphorePingPong(true); }
+TEST(SemaphoreTest, PingPongNoSpin) { SemaphorePingPong(false); }
+
+// Timeouts within and beyond the polling phase (~50 us) expire, and not
+// early, while nobody releases; the value is untouched.
+TEST(SemaphoreTest, AcquireTimesOutDuringAndAfterPolling) {
+  for (absl::Duration t : {absl::Nanoseconds(1), absl::Microseconds(5),
+                           absl::Microseconds(40), absl::Microseconds(200),
+                           absl::Milliseconds(5)}) {
+    Semaphore s(0);
+    const absl::Time start = absl::Now();
+    EXPECT_EQ(s.Acquire(t).code(), absl::StatusCode::kDeadlineExceeded) << t;
+    EXPECT_GE(absl::Now() - start, t);
+    EXPECT_EQ(s.value(), 0u);
+  }
 }
 
 TEST(SemaphoreTest, SignalsDoNotShortenTheTimeout) {

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -63,6 +64,31 @@ long SysSetRobustList(void* head, size_t len) {
 long SysMembarrier(int cmd, unsigned flags) {
   long r = ::syscall(SYS_membarrier, cmd, flags, 0);
   return r < 0 ? -errno : r;
+}
+
+bool MayRunOnSeveralCpus() {
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  return ::syscall(SYS_sched_getaffinity, 0, sizeof(cpus), &cpus) <= 0 ||
+         CPU_COUNT(&cpus) > 1;
+}
+
+namespace {
+
+std::atomic<bool> g_spin_disabled{false};
+// 0: not yet known; 1: may spin; 2: one CPU only.
+thread_local int t_several_cpus = 0;
+
+}  // namespace
+
+bool SpinAllowed() {
+  if (g_spin_disabled.load(std::memory_order_relaxed)) return false;
+  if (t_several_cpus == 0) t_several_cpus = MayRunOnSeveralCpus() ? 1 : 2;
+  return t_several_cpus == 1;
+}
+
+void SetSpinDisabledForTesting(bool disabled) {
+  g_spin_disabled.store(disabled, std::memory_order_relaxed);
 }
 
 namespace {

@@ -105,6 +105,76 @@ inline void CpuRelax() {
 #endif
 }
 
+// --- Polling before a sleep ---------------------------------------------------
+//
+// A futex sleep and wake-up cost two system calls and a context switch on
+// each side; when the word changes within microseconds, polling it first is
+// cheaper. Lock, Event and Semaphore poll with exponential backoff (1, 2, 4
+// ... kMaxSpinBackoff pauses between looks, since each look takes the word's
+// cache line away from the writer) for a budget counted in pauses, and never
+// when the process may run on only one CPU (the writer cannot run meanwhile).
+
+// Budgets in pauses. One pause is ~10-100 cycles depending on the CPU (~28
+// ns on the development machine): ~50 us before the first sleep, ~8 us after
+// each wake-up.
+constexpr int kSpinBudget = 1800;
+constexpr int kSpinAfterWake = 300;
+constexpr int kMaxSpinBackoff = 32;
+
+// SpinBackoff: the backoff schedule of one polling phase.
+class SpinBackoff {
+ public:
+  explicit SpinBackoff(int budget) : left_(budget) {}
+  // Pause(): pauses before the next look; false (no pause) once the budget
+  // is spent.
+  bool Pause() {
+    if (left_ <= 0) return false;
+    for (int i = 0; i < backoff_; ++i) CpuRelax();
+    left_ -= backoff_;
+    if (backoff_ < kMaxSpinBackoff) backoff_ *= 2;
+    return true;
+  }
+  // Reset(): a new phase with `budget`.
+  void Reset(int budget) {
+    left_ = budget;
+    backoff_ = 1;
+  }
+
+ private:
+  int left_;
+  int backoff_ = 1;
+};
+
+// MayRunOnSeveralCpus(): whether the calling thread's CPU affinity allows
+// more than one CPU (true when it cannot be read). A raw system call:
+// async-signal-safe.
+bool MayRunOnSeveralCpus();
+
+// SpinAllowed(): MayRunOnSeveralCpus() (cached per thread) and spinning not
+// disabled for testing.
+bool SpinAllowed();
+
+// Disables (or re-enables) polling in Event and Semaphore waits of this
+// process (and its fork children) from now on. For tests.
+void SetSpinDisabledForTesting(bool disabled);
+
+// SpinUntil()
+//
+// Polls `ready()` with backoff for `budget` pauses (nothing when
+// !SpinAllowed()), stopping at `deadline`; true as soon as `ready()` is.
+// Callers then sleep on their futex as before: the poll only saves the
+// sleep when the word changes soon.
+template <typename Ready>
+bool SpinUntil(Ready ready, Deadline deadline, int budget = kSpinBudget) {
+  if (!SpinAllowed() || deadline.Expired()) return false;
+  SpinBackoff backoff(budget);
+  while (backoff.Pause()) {
+    if (ready()) return true;
+    if (deadline.Expired()) return false;
+  }
+  return false;
+}
+
 // The raw system calls, each in one place. They return the syscall's result,
 // or -errno on failure.
 

@@ -27,6 +27,51 @@ TEST(DeadlineTest, InfiniteAndPast) {
   EXPECT_TRUE(Deadline::After(absl::Hours(1e9)).infinite());
 }
 
+TEST(SpinTest, BackoffSpendsItsBudgetThenStops) {
+  SpinBackoff b(100);
+  int looks = 0;
+  while (b.Pause()) ++looks;
+  // Pauses 1, 2, 4, 8, 16, 32, 32 (= 95), then 32 more: 8 looks.
+  EXPECT_EQ(looks, 8);
+  EXPECT_FALSE(b.Pause());
+  b.Reset(1);
+  EXPECT_TRUE(b.Pause());
+  EXPECT_FALSE(b.Pause());
+  SpinBackoff none(0);
+  EXPECT_FALSE(none.Pause());
+}
+
+TEST(SpinTest, SpinUntilSeesReadyAndGivesUp) {
+  if (!MayRunOnSeveralCpus()) GTEST_SKIP() << "one CPU: no polling";
+  int calls = 0;
+  EXPECT_TRUE(SpinUntil([&] { return ++calls == 3; }, Deadline::Infinite()));
+  EXPECT_EQ(calls, 3);
+  calls = 0;
+  EXPECT_FALSE(SpinUntil([&] { return ++calls, false; }, Deadline::Infinite()));
+  EXPECT_GT(calls, 0);  // the budget ran out
+  // An expired deadline: no looks at all.
+  calls = 0;
+  EXPECT_FALSE(SpinUntil([&] { return ++calls, true; },
+                         Deadline::After(absl::ZeroDuration())));
+  EXPECT_EQ(calls, 0);
+  // Disabled for testing: no looks either.
+  SetSpinDisabledForTesting(true);
+  EXPECT_FALSE(SpinAllowed());
+  EXPECT_FALSE(SpinUntil([&] { return ++calls, true; }, Deadline::Infinite()));
+  EXPECT_EQ(calls, 0);
+  SetSpinDisabledForTesting(false);
+  EXPECT_TRUE(SpinAllowed());
+}
+
+TEST(SpinTest, SpinUntilStopsAtTheDeadline) {
+  if (!MayRunOnSeveralCpus()) GTEST_SKIP() << "one CPU: no polling";
+  // A budget far beyond the deadline: polling stops at the deadline, not
+  // when the budget runs out.
+  const Deadline d = Deadline::After(absl::Microseconds(20));
+  EXPECT_FALSE(SpinUntil([] { return false; }, d, 1 << 30));
+  EXPECT_TRUE(d.Expired());
+}
+
 TEST(FutexTest, ValueChangedReturnsImmediately) {
   std::atomic<uint32_t> word{1};
   EXPECT_EQ(FutexWait(&word, 0, Deadline::Infinite()),

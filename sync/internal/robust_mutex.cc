@@ -99,10 +99,7 @@ void InitThreadState() {
   // Polling for a holder is pointless when only one CPU may run us (the
   // holder cannot run meanwhile). A raw system call: async-signal-safe, as
   // this may run in a fork child.
-  cpu_set_t cpus;
-  CPU_ZERO(&cpus);
-  s.spin = ::syscall(SYS_sched_getaffinity, 0, sizeof(cpus), &cpus) <= 0 ||
-           CPU_COUNT(&cpus) > 1;
+  s.spin = MayRunOnSeveralCpus();
   s.tid = static_cast<uint32_t>(SysGettid());
 }
 
@@ -125,17 +122,10 @@ inline ThreadState& State() { return CurrentThreadState(); }
 // A sleeper in a process without membarrier looks again this often.
 constexpr absl::Duration kFallbackPoll = absl::Milliseconds(5);
 
-// A contended Lock() polls before it sleeps, because a sleep is dear here:
-// the sleeper's membarrier interrupts every CPU running a registered
-// process, and releases that overlap it make wake-up calls. Polling looks
-// at the word with exponential backoff (1, 2, 4 ... kMaxBackoff pauses
-// between looks), since each look takes the cache line away from the
-// holder. Budgets are in pauses (one pause is ~10-100 cycles depending on
-// the CPU; ~28 ns on the development machine, so ~50 us before the first
-// sleep and ~8 us after each wake-up).
-constexpr int kSpinBudget = 1800;
-constexpr int kSpinAfterWake = 300;
-constexpr int kMaxBackoff = 32;
+// A contended Lock() polls before it sleeps (SpinBackoff, kSpinBudget, and
+// kSpinAfterWake after each wake-up; see futex.h), because a sleep is dear
+// here: the sleeper's membarrier interrupts every CPU running a registered
+// process, and releases that overlap it make wake-up calls.
 
 inline void ClearPending(const ThreadState& s) {
   if (s.robust) {
@@ -170,8 +160,7 @@ RobustMutex::Result RobustMutex::LockSlow(Deadline deadline, bool recursive,
     ++depth_;
     return Result::kAcquired;
   }
-  int spin = (try_only || !s.spin) ? 0 : kSpinBudget;
-  int backoff = 1;
+  SpinBackoff spin((try_only || !s.spin) ? 0 : kSpinBudget);
   for (;;) {
     v = word_.load(std::memory_order_relaxed);
     if ((v & FUTEX_TID_MASK) == 0) {
@@ -189,18 +178,12 @@ RobustMutex::Result RobustMutex::LockSlow(Deadline deadline, bool recursive,
       continue;
     }
     if (try_only) break;
-    if (spin > 0) {
-      // Poll with exponential backoff: each look at the word takes its cache
-      // line away from the holder, so look rarely.
-      for (int i = 0; i < backoff; ++i) CpuRelax();
-      spin -= backoff;
-      if (backoff < kMaxBackoff) backoff *= 2;
-      continue;
-    }
+    // Poll with exponential backoff: each look at the word takes its cache
+    // line away from the holder, so look rarely.
+    if (spin.Pause()) continue;
     if (deadline.Expired()) break;
     Sleep(v, deadline);
-    spin = s.spin ? kSpinAfterWake : 0;
-    backoff = 1;
+    spin.Reset(s.spin ? kSpinAfterWake : 0);
   }
   ClearPending(s);
   return Result::kTimedOut;
