@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <linux/futex.h>
-#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -66,13 +65,6 @@ long SysMembarrier(int cmd, unsigned flags) {
   return r < 0 ? -errno : r;
 }
 
-bool MayRunOnSeveralCpus() {
-  cpu_set_t cpus;
-  CPU_ZERO(&cpus);
-  return ::syscall(SYS_sched_getaffinity, 0, sizeof(cpus), &cpus) <= 0 ||
-         CPU_COUNT(&cpus) > 1;
-}
-
 namespace {
 
 std::atomic<bool> g_spin_disabled{false};
@@ -83,7 +75,7 @@ thread_local int t_several_cpus = 0;
 
 bool SpinAllowed() {
   if (g_spin_disabled.load(std::memory_order_relaxed)) return false;
-  if (t_several_cpus == 0) t_several_cpus = MayRunOnSeveralCpus() ? 1 : 2;
+  if (t_several_cpus == 0) t_several_cpus = ::mp::MayUseSeveralCpus() ? 1 : 2;
   return t_several_cpus == 1;
 }
 

@@ -31,6 +31,7 @@
 #include <limits>
 
 #include "absl/time/time.h"
+#include "process/spin.h"
 
 namespace mp {
 namespace sync_internal {
@@ -94,16 +95,8 @@ FutexResult FutexWait(std::atomic<uint32_t>* word, uint32_t expected,
 constexpr int kWakeAll = std::numeric_limits<int>::max();
 int FutexWake(std::atomic<uint32_t>* word, int count);
 
-// CpuRelax(): the spin-wait hint (`pause` on x86, `yield` on Arm).
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#else
-  asm volatile("" ::: "memory");
-#endif
-}
+// CpuRelax(): the spin-wait hint (process/spin.h).
+using ::mp::CpuRelax;
 
 // --- Polling before a sleep ---------------------------------------------------
 //
@@ -145,12 +138,7 @@ class SpinBackoff {
   int backoff_ = 1;
 };
 
-// MayRunOnSeveralCpus(): whether the calling thread's CPU affinity allows
-// more than one CPU (true when it cannot be read). A raw system call:
-// async-signal-safe.
-bool MayRunOnSeveralCpus();
-
-// SpinAllowed(): MayRunOnSeveralCpus() (cached per thread) and spinning not
+// SpinAllowed(): mp::MayUseSeveralCpus() (process/spin.h; cached per thread) and spinning not
 // disabled for testing.
 bool SpinAllowed();
 

@@ -42,7 +42,7 @@ TEST(SpinTest, BackoffSpendsItsBudgetThenStops) {
 }
 
 TEST(SpinTest, SpinUntilSeesReadyAndGivesUp) {
-  if (!MayRunOnSeveralCpus()) GTEST_SKIP() << "one CPU: no polling";
+  if (!::mp::MayUseSeveralCpus()) GTEST_SKIP() << "one CPU: no polling";
   int calls = 0;
   EXPECT_TRUE(SpinUntil([&] { return ++calls == 3; }, Deadline::Infinite()));
   EXPECT_EQ(calls, 3);
@@ -64,7 +64,7 @@ TEST(SpinTest, SpinUntilSeesReadyAndGivesUp) {
 }
 
 TEST(SpinTest, SpinUntilStopsAtTheDeadline) {
-  if (!MayRunOnSeveralCpus()) GTEST_SKIP() << "one CPU: no polling";
+  if (!::mp::MayUseSeveralCpus()) GTEST_SKIP() << "one CPU: no polling";
   // A budget far beyond the deadline: polling stops at the deadline, not
   // when the budget runs out.
   const Deadline d = Deadline::After(absl::Microseconds(20));

@@ -3,7 +3,6 @@
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
-#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -99,7 +98,7 @@ void InitThreadState() {
   // Polling for a holder is pointless when only one CPU may run us (the
   // holder cannot run meanwhile). A raw system call: async-signal-safe, as
   // this may run in a fork child.
-  s.spin = MayRunOnSeveralCpus();
+  s.spin = ::mp::MayUseSeveralCpus();
   s.tid = static_cast<uint32_t>(SysGettid());
 }
 
