@@ -753,26 +753,46 @@ TEST(QueueTest, ThreadsOfOneProcessShareAQueue) {
 
 // ---- segment lifetime ------------------------------------------------------------------
 
+// Starts a child that runs `setup` (creates a queue and fills it; returns
+// the queue, which the child keeps open) and then waits to be killed;
+// returns once `setup` succeeded there.
+template <typename Setup>
+absl::StatusOr<Process> StartHoldingChild(Setup setup) {
+  absl::StatusOr<FdPair> pipe = MakePipe();
+  if (!pipe.ok()) return pipe.status();
+  const int wfd = pipe->write.get();
+  Process p([wfd, setup]() {
+    auto held = setup();
+    if (!held.ok()) return 1;
+    (void)!write(wfd, "r", 1);
+    for (;;) pause();
+  });
+  absl::Status started = p.Start();
+  if (!started.ok()) return started;
+  pipe->write.reset();
+  char c;
+  absl::StatusOr<bool> ready = WaitReadable(pipe->read.get(), absl::Seconds(20));
+  if (!ready.ok() || !*ready || read(pipe->read.get(), &c, 1) != 1) {
+    (void)p.Kill();
+    (void)p.Join(absl::Seconds(20));
+    return absl::InternalError("the child's setup failed or timed out");
+  }
+  return p;
+}
+
 TEST(QueueTest, CreatorKilledLeavesNoSegment) {
   LeakCheck leaks(Prefix());
   const std::string name = FreshName();
   {
-    absl::StatusOr<FdPair> pipe = MakePipe();
-    ASSERT_TRUE(pipe.ok());
-    const int wfd = pipe->write.get();
-    Process p([wfd, name]() {
+    absl::StatusOr<Process> child = StartHoldingChild([name] {
       QueueOptions o;
       o.name = name;
       absl::StatusOr<Queue<int>> q = Queue<int>::Create(o);
-      if (!q.ok() || !q->Put(1).ok()) return 1;
-      (void)!write(wfd, "r", 1);
-      for (;;) pause();
+      if (q.ok() && !q->Put(1).ok()) q = absl::InternalError("put");
+      return q;
     });
-    ASSERT_TRUE(p.Start().ok());
-    pipe->write.reset();
-    absl::StatusOr<bool> ready =
-        WaitReadable(pipe->read.get(), absl::Seconds(20));
-    ASSERT_TRUE(ready.ok() && *ready);
+    ASSERT_TRUE(child.ok()) << child.status();
+    Process& p = *child;
     EXPECT_EQ(testing::ShmEntries(name).size(), 1u);
     ASSERT_TRUE(p.Kill().ok());
     ASSERT_TRUE(p.Join(absl::Seconds(20)).ok());
@@ -787,24 +807,19 @@ TEST(QueueTest, CreatorKilledWithLargeValuesQueuedLeavesNoSegment) {
   LeakCheck leaks(Prefix());
   const std::string name = FreshName();
   {
-    absl::StatusOr<FdPair> pipe = MakePipe();
-    ASSERT_TRUE(pipe.ok());
-    const int wfd = pipe->write.get();
-    Process p([wfd, name]() {
+    absl::StatusOr<Process> child = StartHoldingChild([name] {
       QueueOptions o;
       o.name = name;
       o.capacity = 4096;
       absl::StatusOr<Queue<std::string>> q = Queue<std::string>::Create(o);
-      if (!q.ok() || !q->Put(std::string(100000, 'c')).ok()) return 1;
-      if (!q->Put("small").ok()) return 2;
-      (void)!write(wfd, "r", 1);
-      for (;;) pause();
+      if (q.ok() && (!q->Put(std::string(100000, 'c')).ok() ||
+                     !q->Put("small").ok())) {
+        q = absl::InternalError("put");
+      }
+      return q;
     });
-    ASSERT_TRUE(p.Start().ok());
-    pipe->write.reset();
-    absl::StatusOr<bool> ready =
-        WaitReadable(pipe->read.get(), absl::Seconds(20));
-    ASSERT_TRUE(ready.ok() && *ready);
+    ASSERT_TRUE(child.ok()) << child.status();
+    Process& p = *child;
     {
       absl::StatusOr<Queue<std::string>> q = Queue<std::string>::Attach(name);
       ASSERT_TRUE(q.ok()) << q.status();
@@ -833,23 +848,18 @@ TEST(QueueTest, OutOfLineSegmentsOfAnotherQueueAreNotTouched) {
       return o;
     }());
     ASSERT_TRUE(other.Put(std::string(10000, 'o')).ok());
-    absl::StatusOr<FdPair> pipe = MakePipe();
-    ASSERT_TRUE(pipe.ok());
-    const int wfd = pipe->write.get();
-    Process p([wfd, name]() {
+    absl::StatusOr<Process> child = StartHoldingChild([name] {
       QueueOptions o;
       o.name = name;
       o.capacity = 4096;
       absl::StatusOr<Queue<std::string>> q = Queue<std::string>::Create(o);
-      if (!q.ok() || !q->Put(std::string(10000, 'c')).ok()) return 1;
-      (void)!write(wfd, "r", 1);
-      for (;;) pause();
+      if (q.ok() && !q->Put(std::string(10000, 'c')).ok()) {
+        q = absl::InternalError("put");
+      }
+      return q;
     });
-    ASSERT_TRUE(p.Start().ok());
-    pipe->write.reset();
-    absl::StatusOr<bool> ready =
-        WaitReadable(pipe->read.get(), absl::Seconds(20));
-    ASSERT_TRUE(ready.ok() && *ready);
+    ASSERT_TRUE(child.ok()) << child.status();
+    Process& p = *child;
     ASSERT_TRUE(p.Kill().ok());
     ASSERT_TRUE(p.Join(absl::Seconds(20)).ok());
     for (int i = 0; i < 500 && testing::ShmEntries(name).size() > 2; ++i) {
