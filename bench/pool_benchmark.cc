@@ -233,9 +233,10 @@ void BM_PoolResult1MiB(benchmark::State& state) {
 }
 BENCHMARK(BM_PoolResult1MiB)->Arg(1)->Arg(2)->UseRealTime();
 
-// The floor: a forked process writes 1 MiB blocks into a socketpair, the
-// parent reads them (item = 1 MiB received).
-void BM_RawSocketpair1MiB(benchmark::State& state) {
+// A forked process writes 1 MiB blocks into a socketpair, the parent reads
+// them (item = 1 MiB received): into one reused buffer, or, with
+// `keep_results`, each into a new std::string kept until the iteration ends.
+void RawSocketpair1MiB(benchmark::State& state, bool keep_results) {
   const int n = Smoke() ? 4 : 64;
   const size_t kSize = 1 << 20;
   auto [fd, pid] = mp::bench::ForkPeer([n, kSize](mp::UniqueFd c) {
@@ -247,60 +248,43 @@ void BM_RawSocketpair1MiB(benchmark::State& state) {
       }
     }
   });
-  std::string buf(kSize, '\0');
+  std::string buf(keep_results ? 0 : kSize, '\0');
   for (auto _ : state) {
     char go = 'g';
     bool ok = mp::bench::RawWriteAll(fd.get(), &go, 1);
+    std::vector<std::string> results;
     for (int i = 0; ok && i < n; ++i) {
-      ok = mp::bench::RawReadExact(fd.get(), &buf[0], kSize);
+      char* into = &buf[0];
+      if (keep_results) {
+        results.emplace_back(kSize, '\0');
+        into = &results.back()[0];
+      }
+      ok = mp::bench::RawReadExact(fd.get(), into, kSize);
     }
     if (!ok) {
       state.SkipWithError("io");
       break;
     }
     benchmark::DoNotOptimize(buf);
-  }
-  fd.reset();
-  mp::bench::Reap(pid);
-  state.SetItemsProcessed(state.iterations() * n);
-  state.SetBytesProcessed(state.iterations() * n * static_cast<int64_t>(kSize));
-}
-BENCHMARK(BM_RawSocketpair1MiB)->UseRealTime();
-
-// Informational, not a peer: the same raw transfer, but each 1 MiB lands in
-// a new std::string that is kept until the iteration ends, as Map's results
-// are (64 MiB of distinct result memory per iteration instead of one
-// cache-resident buffer). Shows what keeping the results costs by itself.
-void BM_RawSocketpair1MiBKeepResults(benchmark::State& state) {
-  const int n = Smoke() ? 4 : 64;
-  const size_t kSize = 1 << 20;
-  auto [fd, pid] = mp::bench::ForkPeer([n, kSize](mp::UniqueFd c) {
-    std::string block(kSize, 'r');
-    char go;
-    while (mp::bench::RawReadExact(c.get(), &go, 1)) {
-      for (int i = 0; i < n; ++i) {
-        if (!mp::bench::RawWriteAll(c.get(), block.data(), kSize)) _exit(1);
-      }
-    }
-  });
-  for (auto _ : state) {
-    char go = 'g';
-    bool ok = mp::bench::RawWriteAll(fd.get(), &go, 1);
-    std::vector<std::string> results;
-    for (int i = 0; ok && i < n; ++i) {
-      results.emplace_back(kSize, '\0');
-      ok = mp::bench::RawReadExact(fd.get(), &results.back()[0], kSize);
-    }
-    if (!ok) {
-      state.SkipWithError("io");
-      break;
-    }
     benchmark::DoNotOptimize(results);
   }
   fd.reset();
   mp::bench::Reap(pid);
   state.SetItemsProcessed(state.iterations() * n);
   state.SetBytesProcessed(state.iterations() * n * static_cast<int64_t>(kSize));
+}
+
+// The floor for the pool's 1 MiB results: one cache-resident buffer.
+void BM_RawSocketpair1MiB(benchmark::State& state) {
+  RawSocketpair1MiB(state, /*keep_results=*/false);
+}
+BENCHMARK(BM_RawSocketpair1MiB)->UseRealTime();
+
+// Informational, not a peer: each 1 MiB lands in a new std::string kept
+// until the iteration ends, as Map's results are (64 MiB of distinct result
+// memory per iteration). Shows what keeping the results costs by itself.
+void BM_RawSocketpair1MiBKeepResults(benchmark::State& state) {
+  RawSocketpair1MiB(state, /*keep_results=*/true);
 }
 BENCHMARK(BM_RawSocketpair1MiBKeepResults)->UseRealTime();
 
