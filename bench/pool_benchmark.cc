@@ -48,17 +48,36 @@ std::vector<int> Range(int n) {
   return v;
 }
 
-// Pool start + Close + Join with 2 workers. Registered first, so it runs
-// before the other cases grow this process (fork copies its page tables).
-void BM_PoolStartCloseJoin(benchmark::State& state) {
+// Pool(2) start + Close + Join with a start method. For spawn and
+// forkserver (informational, registered below; peer: Python's Pool with
+// get_context("spawn") / ("forkserver")) workers connect back and are
+// started one at a time, and the forkserver is started before timing
+// (Python's is too, after the first pool).
+void BM_PoolStartCloseJoinMethod(benchmark::State& state, const char* method) {
+  if (std::string(method) == "forkserver" && !mp::StartForkServer().ok()) {
+    state.SkipWithError("forkserver");
+    return;
+  }
   for (auto _ : state) {
     mp::PoolOptions o;
     o.processes = 2;
+    o.start_method = method;
     mp::Pool pool(o);
+    if (!pool.status().ok()) {
+      state.SkipWithError("start");
+      break;
+    }
     pool.Close();
     if (!pool.Join().ok()) state.SkipWithError("join");
   }
   state.SetItemsProcessed(state.iterations());
+}
+
+// Pool start + Close + Join with 2 fork workers. Registered first, so it
+// runs before the other cases grow this process (fork copies its page
+// tables).
+void BM_PoolStartCloseJoin(benchmark::State& state) {
+  BM_PoolStartCloseJoinMethod(state, "fork");
 }
 BENCHMARK(BM_PoolStartCloseJoin)->UseRealTime();
 
@@ -288,33 +307,8 @@ void BM_RawSocketpair1MiBKeepResults(benchmark::State& state) {
 }
 BENCHMARK(BM_RawSocketpair1MiBKeepResults)->UseRealTime();
 
-// Pool(2) start + Close + Join with the spawn and forkserver start methods
-// (informational; peer: Python's Pool with get_context("spawn") /
-// ("forkserver")). Workers connect back and are started one at a time.
-// The forkserver is started before timing (Python's is too, after the
-// first pool).
-void BM_PoolStartCloseJoinMethod(benchmark::State& state, const char* method) {
-  if (std::string(method) == "forkserver" && !mp::StartForkServer().ok()) {
-    state.SkipWithError("forkserver");
-    return;
-  }
-  for (auto _ : state) {
-    mp::PoolOptions o;
-    o.processes = 2;
-    o.start_method = method;
-    mp::Pool pool(o);
-    if (!pool.status().ok()) {
-      state.SkipWithError("start");
-      break;
-    }
-    pool.Close();
-    if (!pool.Join().ok()) state.SkipWithError("join");
-  }
-  state.SetItemsProcessed(state.iterations());
-}
 BENCHMARK_CAPTURE(BM_PoolStartCloseJoinMethod, spawn, "spawn")->UseRealTime();
 BENCHMARK_CAPTURE(BM_PoolStartCloseJoinMethod, forkserver, "forkserver")
     ->UseRealTime();
-
 
 }  // namespace

@@ -1,6 +1,5 @@
 #include "sync/barrier.h"
 
-#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 

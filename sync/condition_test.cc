@@ -1,11 +1,7 @@
 #include "sync/condition.h"
 
-#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
-
-#include <atomic>
-#include <thread>
 
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"

@@ -1,10 +1,6 @@
 #include "sync/event.h"
 
-#include <pthread.h>
 #include <signal.h>
-
-#include <atomic>
-#include <thread>
 
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"

@@ -3,8 +3,6 @@
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -181,14 +179,14 @@ RobustMutex::Result RobustMutex::LockSlow(Deadline deadline, bool recursive,
     // line away from the holder, so look rarely.
     if (spin.Pause()) continue;
     if (deadline.Expired()) break;
-    Sleep(v, deadline);
+    Sleep(deadline);
     spin.Reset(s.spin ? kSpinAfterWake : 0);
   }
   ClearPending(s);
   return Result::kTimedOut;
 }
 
-void RobustMutex::Sleep(uint32_t v, Deadline deadline) {
+void RobustMutex::Sleep(Deadline deadline) {
   const ThreadState& s = t_robust_state;
   // Count ourselves first, then order that against releasers: a releaser
   // whose plain store of 0 is not visible to us after the barrier looks at
@@ -201,7 +199,7 @@ void RobustMutex::Sleep(uint32_t v, Deadline deadline) {
   const bool ordered =
       s.plain_unlock &&
       SysMembarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0) == 0;
-  v = word_.load(std::memory_order_relaxed);
+  uint32_t v = word_.load(std::memory_order_relaxed);
   FutexResult r = FutexResult::kValueChanged;
   for (;;) {
     if ((v & FUTEX_TID_MASK) == 0) break;  // released meanwhile
@@ -219,7 +217,9 @@ void RobustMutex::Sleep(uint32_t v, Deadline deadline) {
   // Woken by a release: the releaser took our count back (WakeOne()).
   // Otherwise (never slept, timed out) we do. A wake by the kernel for a
   // dead owner is counted as a release's; that leaves the count one too
-  // high: safe (a spare wake-up call later), never too low.
+  // high for good: safe (never too low), but from then on every release of
+  // this mutex makes a FUTEX_WAKE call that finds nobody, and every
+  // acquisition through LockSlow() sets FUTEX_WAITERS (docs/sync.md).
   if (r != FutexResult::kWoken) {
     sleepers_.fetch_sub(1, std::memory_order_relaxed);
   }

@@ -264,10 +264,11 @@ class RobustMutex {
   }
 
   Result LockSlow(Deadline deadline, bool recursive, bool try_only);
-  // One sleep on the word, last seen as `v` (held by another thread):
-  // counts this thread in `sleepers_`, orders that against releasers,
-  // re-checks, sleeps; returns after any wake-up, with the count undone.
-  void Sleep(uint32_t v, Deadline deadline);
+  // One sleep on the word while another thread holds it: counts this
+  // thread in `sleepers_`, orders that against releasers, re-checks, sleeps;
+  // returns after any wake-up, with the count undone (see Sleep() for the
+  // one exception).
+  void Sleep(Deadline deadline);
   void WakeOne();
   bool UnlockSlow();
 

@@ -2,13 +2,13 @@
 // tutorials' `with Pool() as p: p.map(square, range(n))`), chunksize 1 so
 // each number is its own task; the results come back in order.
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <numeric>
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "pool/pool.h"
 #include "tools/psquare/mode.h"
