@@ -68,8 +68,8 @@ class ResultState {
   bool Set(absl::StatusOr<T> value) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (set_) return false;
-      set_ = true;
+      if (value_.has_value()) return false;  // never reset: Take() moves
+                                             // out of it, engaged
       value_.emplace(std::move(value));
     }
     // Nobody else reads value_ until ready_ is set below.
@@ -135,7 +135,6 @@ class ResultState {
  private:
   std::mutex mu_;
   std::condition_variable cv_;
-  bool set_ = false;
   std::optional<absl::StatusOr<T>> value_;
   std::atomic<bool> ready_{false};
   std::vector<std::function<void()>> callbacks_;

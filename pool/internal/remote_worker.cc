@@ -26,6 +26,9 @@ namespace mp {
 namespace pool_internal {
 namespace {
 
+// How long Launch() waits for a started worker to connect back.
+constexpr absl::Duration kConnectTimeout = absl::Seconds(60);
+
 constexpr size_t kTokenLen = 32;
 constexpr size_t kHelloLen = kTokenLen + sizeof(uint64_t);
 
@@ -274,14 +277,14 @@ absl::StatusOr<LaunchedWorker> RemoteLauncher::Launch() {
     return s;
   };
   const int sentinel = proc->sentinel();
-  const absl::Time deadline = absl::Now() + connect_timeout_;
+  const absl::Time deadline = absl::Now() + kConnectTimeout;
   UniqueFd conn;
   while (!conn) {
     absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) {
       return fail(absl::DeadlineExceededError(absl::StrCat(
           "pool worker pid ", proc->pid(), " did not connect within ",
-          absl::FormatDuration(connect_timeout_))));
+          absl::FormatDuration(kConnectTimeout))));
     }
     struct pollfd fds[2] = {{listener_.get(), POLLIN, 0}, {sentinel, POLLIN, 0}};
     int n = ::poll(fds, sentinel >= 0 ? 2 : 1,

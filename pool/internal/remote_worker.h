@@ -48,13 +48,12 @@ class RemoteLauncher : public WorkerLauncher {
   // RemoteLauncher::Launch()
   //
   // Starts one worker and waits until it connected (at most
-  // `connect_timeout`). Errors: what `Process::Start()` reports;
+  // 60 s). Errors: what `Process::Start()` reports;
   // kUnavailable when the worker ended before connecting (its exit code in
   // the message); kDeadlineExceeded when it did not connect in time (it is
   // killed).
   absl::StatusOr<LaunchedWorker> Launch() override;
 
-  void set_connect_timeout(absl::Duration d) { connect_timeout_ = d; }
   // The abstract socket name workers connect to (tests).
   const std::string& address() const { return address_; }
 
@@ -76,7 +75,6 @@ class RemoteLauncher : public WorkerLauncher {
   const std::string address_;  // abstract name, without the leading NUL
   const std::string token_;    // 32 hex digits
   uint64_t seq_ = 0;
-  absl::Duration connect_timeout_ = absl::Seconds(60);
 };
 
 // The registered entry point of a spawn/forkserver pool worker (registered
