@@ -136,7 +136,6 @@ absl::Status Connection::ReadExact(char* buf, size_t size, bool eof_ok_at_start,
           "the peer closed the connection mid-message (", got, " of ", size,
           " bytes read)"));
     }
-    read_pos_ = 0;
     read_end_ = *n;
     size_t take = std::min(size - got, *n);
     std::memcpy(buf + got, read_buffer_.get(), take);

@@ -94,9 +94,9 @@ int PausesPerCheck() {
     constexpr int kSample = 32;
     int64_t elapsed = INT64_MAX;  // the fastest of 3 samples
     for (int round = 0; round < 3; ++round) {
-      const int64_t start = Deadline::NowNs();
+      const int64_t start = mp::MonotonicNanos();
       for (int i = 0; i < kSample; ++i) mp::CpuRelax();
-      elapsed = std::min(elapsed, Deadline::NowNs() - start);
+      elapsed = std::min(elapsed, mp::MonotonicNanos() - start);
     }
     elapsed = std::max<int64_t>(1, elapsed);
     n = static_cast<int>(std::clamp<int64_t>(
@@ -123,7 +123,7 @@ bool Poll(std::atomic<int32_t>* budget_ns, F ready) {
       return true;
     }
     {
-      const int64_t now = Deadline::NowNs();
+      const int64_t now = mp::MonotonicNanos();
       if (start == 0) {
         start = now;
       } else if (now - start > budget) {
@@ -141,6 +141,8 @@ constexpr size_t kMaxNameLength = 255;
 // Out-of-line segments are named `<queue name>_ool_<8 hex digits>`: a
 // prefix no other queue's segment has unless its name is built that way.
 constexpr absl::string_view kOutOfLineInfix = "_ool_";
+// Hex digits that end an out-of-line segment's name, after the infix.
+constexpr size_t kOutOfLineSuffixLength = 8;
 
 // How long a sleeper sleeps at most when membarrier is unavailable to it
 // while publishers skip their fence (a mixed setup, e.g. a seccomp filter):
@@ -224,7 +226,7 @@ absl::StatusOr<std::shared_ptr<QueueRing>> QueueRing::Create(
   // queued, its shm tracker removes them along with the ring. (When the
   // name is too long for out-of-line values, there can be none.)
   const std::string prefix = ring->OutOfLinePrefix();
-  if (prefix.size() + 8 <= kMaxNameLength) {
+  if (prefix.size() + kOutOfLineSuffixLength <= kMaxNameLength) {
     MP_RETURN_IF_ERROR(shm_internal::TrackPrefix(prefix));
     ring->tracks_prefix_ = true;
   }
@@ -486,7 +488,7 @@ absl::Status QueueRing::PutOutOfLine(size_t length, absl::Duration timeout,
   if (closed()) return ClosedError();
   const std::string random = RandomSharedMemoryName();
   const std::string seg_name =
-      absl::StrCat(OutOfLinePrefix(), random.substr(random.size() - 8));
+      absl::StrCat(OutOfLinePrefix(), random.substr(random.size() - kOutOfLineSuffixLength));
   if (seg_name.size() > kMaxNameLength) {
     return absl::InvalidArgumentError(absl::StrCat(
         "mp::Queue: name too long for out-of-line values: ", name()));

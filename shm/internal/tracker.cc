@@ -416,8 +416,7 @@ absl::Status StartTrackerExecLocked(Table** table_out) {
     return fail(absl::InternalError("fork shm tracker: the second fork failed"));
   }
   int child_errno = 0;
-  size_t got = 0;
-  absl::Status r = ReadExact(err_read.get(), &child_errno, sizeof(child_errno), &got);
+  absl::Status r = ReadExact(err_read.get(), &child_errno, sizeof(child_errno));
   if (r.ok()) {
     return fail(absl::ErrnoToStatus(child_errno, "exec shm tracker"));
   }

@@ -12,11 +12,7 @@
 namespace mp {
 namespace sync_internal {
 
-int64_t Deadline::NowNs() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
+int64_t Deadline::NowNs() { return ::mp::MonotonicNanos(); }
 
 Deadline Deadline::After(absl::Duration timeout) {
   if (timeout == absl::InfiniteDuration()) return Infinite();
