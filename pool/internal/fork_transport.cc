@@ -23,6 +23,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "process/status_macros.h"
+#include "process/spawn.h"
 #include "process/spin.h"
 
 #ifndef SYS_pidfd_open
@@ -84,21 +85,8 @@ void PutHeader(std::string* out, size_t at, uint32_t len, uint32_t word,
   std::memcpy(p + 8, &task, 8);
 }
 
-std::string DescribeWait(pid_t pid, int wstatus) {
-  if (WIFSIGNALED(wstatus)) {
-    int sig = WTERMSIG(wstatus);
-    const char* name = strsignal(sig);
-    return absl::StrCat("worker lost: pid ", pid, " was killed by signal ",
-                        sig, " (", name ? name : "?", ")");
-  }
-  if (WIFEXITED(wstatus)) {
-    return absl::StrCat("worker lost: pid ", pid, " exited with code ",
-                        WEXITSTATUS(wstatus));
-  }
-  return absl::StrCat("worker lost: pid ", pid, " ended (status ", wstatus, ")");
-}
-
-// The same for a `Process::exitcode()`-style code (-N: signal N).
+// How a worker's end is reported, from its exit code as `WaitPid()` and
+// `Process::exitcode()` give it (-N: signal N).
 std::string DescribeExitCode(pid_t pid, int code) {
   if (code < 0) {
     const char* name = strsignal(-code);
@@ -706,23 +694,17 @@ void ForkTransport::ReadLocked(Proc& p, std::vector<TransportEvent>* events,
 }
 
 void ForkTransport::ReapLocked(Proc& p, std::vector<TransportEvent>* events) {
-  int st = 0;
-  pid_t r = 0;
-  while (!p.reap) {  // a launched worker is reaped by its launcher
-    r = ::waitpid(p.pid, &st, 0);
-    if (!(r < 0 && errno == EINTR)) break;
-  }
+  // A launched worker is reaped by its launcher.
+  absl::StatusOr<int> code =
+      p.reap ? absl::StatusOr<int>(p.reap()) : WaitPid(p.pid);
   TransportEvent ev;
   ev.kind = TransportEvent::Kind::kWorkerExited;
   ev.worker = p.id;
-  if (p.reap) {
-    int code = p.reap();
-    if (code != 0) ev.status = absl::UnavailableError(DescribeExitCode(p.pid, code));
-  } else if (r < 0) {
-    ev.status = absl::UnavailableError(
-        absl::StrCat("worker lost: pid ", p.pid, " (waitpid: ", strerror(errno), ")"));
-  } else if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
-    ev.status = absl::UnavailableError(DescribeWait(p.pid, st));
+  if (!code.ok()) {
+    ev.status = absl::UnavailableError(absl::StrCat(
+        "worker lost: pid ", p.pid, " (", code.status().message(), ")"));
+  } else if (*code != 0) {
+    ev.status = absl::UnavailableError(DescribeExitCode(p.pid, *code));
   }
   ev.running_task = p.slot->load();
   ev.running_known = true;
