@@ -343,6 +343,7 @@ absl::StatusOr<size_t> ReadSomeUntil(int fd, char* buf, size_t size,
   const size_t want = std::min<size_t>(size, 0x7ffff000);
   int64_t wait_start = 0;  // set when the spin phase found nothing at once
   bool spun = false;       // and whether it spun then
+  bool readable = false;   // the spin phase saw the pipe readable
   if (spin != nullptr && spin->enabled()) {
     if (is_socket) {
       // recv(MSG_DONTWAIT) straight into `buf`: when the data is already
@@ -369,14 +370,18 @@ absl::StatusOr<size_t> ReadSomeUntil(int fd, char* buf, size_t size,
     } else {
       const int r = SpinPoll(fd, deadline, spin, &wait_start, &spun);
       if (r < 0) return absl::ErrnoToStatus(-r, "poll");
-      if (r > 0) wait_start = 0;  // readable: the read below will not block
+      if (r > 0) {  // readable: the read below will not block
+        wait_start = 0;
+        readable = true;
+      }
     }
   }
   while (true) {
-    if (deadline != absl::InfiniteFuture()) {
+    if (!readable && deadline != absl::InfiniteFuture()) {
       absl::Status ready = WaitReadableUntil(fd, deadline);
       if (!ready.ok()) return ready;
     }
+    readable = false;
     ssize_t n = ::read(fd, buf, want);
     if (n >= 0) {
       if (wait_start != 0) spin->Slept(spun, mp::MonotonicNanos() - wait_start);
