@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -227,6 +228,30 @@ TEST_F(SharedMemoryTest, ForkChildNeverUnlinksTheParentsSegment) {
   EXPECT_EQ(a->data()[0], 'c');
   a = SharedMemory();
   EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+// Before re-executing the program as the tracker, the creator checks that
+// the program loads the tracker's code at start-up (tracker_dlopen_test
+// covers a plugin, where it does not).
+void LocalFunction() {}
+
+TEST(StartupLoadsObjectAtTest, TrueForThisProgramAndWhatItLinks) {
+  EXPECT_TRUE(shm_internal::StartupLoadsObjectAt(
+      reinterpret_cast<const void*>(&LocalFunction)));
+  // mp, wherever the build put it (this executable or a shared library).
+  EXPECT_TRUE(shm_internal::StartupLoadsObjectAt(
+      reinterpret_cast<const void*>(&shm_internal::TrackSegment)));
+  // The C library, a start-up dependency of any dynamic program.
+  EXPECT_TRUE(shm_internal::StartupLoadsObjectAt(
+      reinterpret_cast<const void*>(&::getpid)));
+}
+
+TEST(StartupLoadsObjectAtTest, FalseForAnAddressInNoObject) {
+  auto heap = std::make_unique<int>(0);
+  int stack = 0;
+  EXPECT_FALSE(shm_internal::StartupLoadsObjectAt(heap.get()));
+  EXPECT_FALSE(shm_internal::StartupLoadsObjectAt(&stack));
+  EXPECT_FALSE(shm_internal::StartupLoadsObjectAt(nullptr));
 }
 
 // The tracker is this program re-executed: a separate, fresh process, not a

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <sched.h>
@@ -22,6 +23,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "process/fd.h"
 
 namespace mp {
@@ -157,21 +159,13 @@ MP_TRACKER_CODE void UnlinkRegistered(Table* table) {
   }
 }
 
-struct TrackerArgs {
-  Table* table;
-  pid_t creator;
-  char* tracker_stack_top;
-};
-
-// The tracker's main function, on its own stack, in the creator's address
-// space (CLONE_VM): raw system calls and plain loads only.
-MP_TRACKER_CODE int TrackerMain(void* arg) {
-  const TrackerArgs args = *static_cast<TrackerArgs*>(arg);
-  Table* table = args.table;
-  RawSyscall(SYS_setsid);
-  CloseAllFds();
+// The tracker's work, in either kind of tracker: announces itself in
+// `table`, waits until `creator` is gone, unlinks what `table` lists and
+// exits. Raw system calls and plain loads only (the CLONE_VM tracker shares
+// the creator's address space).
+[[noreturn]] MP_TRACKER_CODE void WatchThenUnlink(Table* table, pid_t creator) {
 #ifdef SYS_pidfd_open
-  const long pidfd = RawSyscall(SYS_pidfd_open, args.creator, 0);
+  const long pidfd = RawSyscall(SYS_pidfd_open, creator, 0);
 #else
   const long pidfd = -ENOSYS;
 #endif
@@ -183,12 +177,12 @@ MP_TRACKER_CODE int TrackerMain(void* arg) {
     struct pollfd p = {static_cast<int>(pidfd), POLLIN, 0};
     while (RawSyscall(SYS_ppoll, reinterpret_cast<long>(&p), 1) == -EINTR) {
     }
-  } else {
+  } else if (pidfd != -ESRCH) {  // ESRCH: the creator is already gone
     // No pidfd (Linux < 5.3): poll the creator's existence. A zombie creator
     // still exists; its parent reaps it soon in practice.
     const struct timespec tick = {0, 100 * 1000 * 1000};
     for (;;) {
-      const long r = RawSyscall(SYS_kill, args.creator, 0);
+      const long r = RawSyscall(SYS_kill, creator, 0);
       if (r != 0 && r != -EPERM) break;
       RawSyscall(SYS_nanosleep, reinterpret_cast<long>(&tick), 0);
     }
@@ -196,6 +190,32 @@ MP_TRACKER_CODE int TrackerMain(void* arg) {
   UnlinkRegistered(table);
   RawSyscall(SYS_exit_group, 0);
   __builtin_unreachable();
+}
+
+// Waits until the tracker of `table` watches its creator (it has its pidfd),
+// so that a crash right after the tracker's start returns is still seen.
+// False when it did not start within 10 s.
+bool WaitUntilReady(Table* table) {
+  struct timespec ts = {0, 50 * 1000 * 1000};
+  for (int i = 0; i < 200 && table->ready.load() == 0; ++i) {
+    RawFutex(&table->ready, FUTEX_WAIT, 0, &ts);
+  }
+  return table->ready.load() != 0;
+}
+
+struct TrackerArgs {
+  Table* table;
+  pid_t creator;
+  char* tracker_stack_top;
+};
+
+// The CLONE_VM tracker's main function, on its own stack, in the creator's
+// address space.
+MP_TRACKER_CODE int TrackerMain(void* arg) {
+  const TrackerArgs args = *static_cast<TrackerArgs*>(arg);
+  RawSyscall(SYS_setsid);
+  CloseAllFds();
+  WatchThenUnlink(args.table, args.creator);
 }
 
 // The intermediate child: starts the tracker and exits at once, so the
@@ -210,12 +230,13 @@ MP_TRACKER_CODE int IntermediateMain(void* arg) {
 
 constexpr size_t kStackSize = 64 * 1024;
 
-// The fallback tracker, for when this program cannot re-execute itself (mp
-// loaded with dlopen into a program that does not link it): cloned with
+// The fallback tracker, for when re-executing this program would not run
+// mp's tracker (mp loaded with dlopen into a program that does not link it,
+// see StartupLoadsObjectAt()): cloned with
 // CLONE_VM, sharing this process's memory instead of copying it, so it pins
 // nothing. Its weakness: the kernel's OOM killer kills every process sharing
 // the victim's memory, tracker included.
-absl::Status StartTrackerCloneLocked() {
+absl::Status StartTrackerCloneLocked(Table** table_out) {
   void* mem = ::mmap(nullptr, sizeof(Table), PROT_READ | PROT_WRITE,
                      MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (mem == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap tracker table");
@@ -252,20 +273,12 @@ absl::Status StartTrackerCloneLocked() {
                    : absl::InternalError("clone shm tracker failed");
   }
   ::munmap(stacks, kStackSize);  // the intermediate's; it has exited
-  // Wait until the tracker watches us (it has its pidfd) so that a crash
-  // right after this function returns is still seen. (`args` stays alive
-  // until then: the tracker copies it first thing.)
-  struct timespec ts = {0, 50 * 1000 * 1000};
-  for (int i = 0; i < 200 && table->ready.load() == 0; ++i) {
-    RawFutex(&table->ready, FUTEX_WAIT, 0, &ts);
-  }
-  if (table->ready.load() == 0) {
+  // `args` stays alive until the tracker is ready: it copies it first thing.
+  if (!WaitUntilReady(table)) {
     // Leave the table and stack mapped: a late tracker would still use them.
     return absl::DeadlineExceededError("shm tracker did not start within 10s");
   }
-  g_table = table;
-  g_table_pid = args.creator;
-  g_high = 0;
+  *table_out = table;
   return absl::OkStatus();
 }
 
@@ -282,23 +295,6 @@ absl::Status StartTrackerCloneLocked() {
 constexpr char kTrackerEnv[] = "MP_SHM_TRACKER_PID";
 constexpr int kTableFd = 3;
 
-[[noreturn]] void RunExecdTracker(Table* table, pid_t creator) {
-  const int pidfd = SysPidfdOpen(creator);  // ESRCH: already gone
-  table->tracker_pid.store(static_cast<int32_t>(::getpid()));
-  table->ready.store(1);
-  RawFutex(&table->ready, FUTEX_WAKE, 1u << 30, nullptr);
-  if (pidfd >= 0) {
-    struct pollfd p = {pidfd, POLLIN, 0};
-    while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
-    }
-  } else if (pidfd != -ESRCH) {
-    const struct timespec tick = {0, 100 * 1000 * 1000};
-    while (::kill(creator, 0) == 0 || errno == EPERM) ::nanosleep(&tick, nullptr);
-  }
-  UnlinkRegistered(table);
-  ::_exit(0);
-}
-
 // Runs before main() (and before C++ static initializers of the program) in
 // every program linking mp's shared memory; returns at once unless this
 // process was started as a tracker.
@@ -310,7 +306,7 @@ __attribute__((constructor(101))) void MaybeRunAsTracker() {
                      MAP_SHARED, kTableFd, 0);
   if (creator <= 0 || mem == MAP_FAILED) ::_exit(1);
   ::close(kTableFd);
-  RunExecdTracker(static_cast<Table*>(mem), creator);
+  WatchThenUnlink(static_cast<Table*>(mem), creator);
 }
 
 // fork() without running pthread_atfork handlers (ours would deadlock on
@@ -420,32 +416,161 @@ absl::Status StartTrackerExecLocked(Table** table_out) {
   if (r.ok()) {
     return fail(absl::ErrnoToStatus(child_errno, "exec shm tracker"));
   }
-  // EOF: the exec succeeded. Wait until the tracker watches us (it has its
-  // pidfd), so that a crash right after this function returns is still seen.
-  struct timespec ts = {0, 50 * 1000 * 1000};
-  for (int i = 0; i < 100 && table->ready.load() == 0; ++i) {
-    RawFutex(&table->ready, FUTEX_WAIT, 0, &ts);
-  }
-  if (table->ready.load() == 0) {
-    // Not our program after all (mp loaded with dlopen?). A late tracker
-    // would still find its table mapped: leave it.
+  // EOF: the exec succeeded.
+  if (!WaitUntilReady(table)) {
+    // A late tracker would still find its table mapped: leave it.
     return absl::DeadlineExceededError("exec'd shm tracker did not start");
   }
   *table_out = table;
   return absl::OkStatus();
 }
 
-absl::Status StartTrackerLocked() {
-  Table* table = nullptr;
-  absl::Status s = g_clone_only ? absl::UnimplementedError("testing")
-                                : StartTrackerExecLocked(&table);
-  if (s.ok()) {
-    g_table = table;
-    g_table_pid = ::getpid();
-    g_high = 0;
-    return s;
+// --- Does re-executing the program run the tracker? -------------------------
+//
+// The objects the dynamic linker has loaded, as dl_iterate_phdr(3) lists them
+// (the main program first).
+struct LoadedObject {
+  uintptr_t bias = 0;
+  const ElfW(Phdr)* phdr = nullptr;
+  int phnum = 0;
+  std::string path;    // "" for the main program
+  std::string soname;  // DT_SONAME, if any
+  std::vector<std::string> needed;  // DT_NEEDED
+};
+
+// Reads `object`'s DT_SONAME and DT_NEEDED from its dynamic section in
+// memory. glibc relocates the address-valued entries of a writable dynamic
+// section in place and leaves a read-only one (the vDSO's) as linked: a
+// string table address below the load bias is taken as unrelocated. A string
+// table outside the object's segments leaves the lists empty.
+void ReadDynamicNames(LoadedObject* object) {
+  const ElfW(Dyn)* dyn = nullptr;
+  for (int i = 0; i < object->phnum; ++i) {
+    if (object->phdr[i].p_type == PT_DYNAMIC) {
+      dyn = reinterpret_cast<const ElfW(Dyn)*>(object->bias +
+                                               object->phdr[i].p_vaddr);
+    }
   }
-  return StartTrackerCloneLocked();
+  if (dyn == nullptr) return;  // static
+  uintptr_t strtab = 0;
+  size_t strsz = 0;
+  for (const ElfW(Dyn)* d = dyn; d->d_tag != DT_NULL; ++d) {
+    if (d->d_tag == DT_STRTAB) strtab = d->d_un.d_ptr;
+    if (d->d_tag == DT_STRSZ) strsz = d->d_un.d_val;
+  }
+  if (strtab == 0 || strsz == 0) return;
+  if (strtab < object->bias) strtab += object->bias;
+  bool inside = false;
+  for (int i = 0; i < object->phnum; ++i) {
+    const ElfW(Phdr)& ph = object->phdr[i];
+    const uintptr_t start = object->bias + ph.p_vaddr;
+    if (ph.p_type == PT_LOAD && strtab >= start &&
+        strtab + strsz <= start + ph.p_memsz) {
+      inside = true;
+    }
+  }
+  if (!inside) return;
+  const char* strings = reinterpret_cast<const char*>(strtab);
+  auto string_at = [&](size_t offset) {
+    if (offset >= strsz) return std::string();
+    return std::string(strings + offset, strnlen(strings + offset, strsz - offset));
+  };
+  for (const ElfW(Dyn)* d = dyn; d->d_tag != DT_NULL; ++d) {
+    if (d->d_tag == DT_NEEDED) object->needed.push_back(string_at(d->d_un.d_val));
+    if (d->d_tag == DT_SONAME) object->soname = string_at(d->d_un.d_val);
+  }
+}
+
+std::vector<LoadedObject> LoadedObjects() {
+  std::vector<LoadedObject> objects;
+  ::dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* out) {
+        LoadedObject o;
+        o.bias = info->dlpi_addr;
+        o.phdr = info->dlpi_phdr;
+        o.phnum = info->dlpi_phnum;
+        o.path = info->dlpi_name != nullptr ? info->dlpi_name : "";
+        static_cast<std::vector<LoadedObject>*>(out)->push_back(std::move(o));
+        return 0;
+      },
+      &objects);
+  for (LoadedObject& o : objects) ReadDynamicNames(&o);
+  return objects;
+}
+
+// Whether `name` (a DT_NEEDED entry or an LD_PRELOAD item) names `object`.
+bool Names(absl::string_view name, const LoadedObject& object) {
+  if (name.empty() || object.path.empty()) return false;
+  if (name == object.soname || name == object.path) return true;
+  const size_t slash = object.path.rfind('/');
+  return name.find('/') == absl::string_view::npos &&
+         slash != std::string::npos &&
+         name == absl::string_view(object.path).substr(slash + 1);
+}
+
+}  // namespace
+
+bool StartupLoadsObjectAt(const void* addr) {
+  const std::vector<LoadedObject> objects = LoadedObjects();
+  if (objects.empty()) return false;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(addr);
+  int holder = -1;
+  for (size_t k = 0; k < objects.size() && holder < 0; ++k) {
+    const LoadedObject& o = objects[k];
+    for (int i = 0; i < o.phnum; ++i) {
+      const ElfW(Phdr)& ph = o.phdr[i];
+      if (ph.p_type == PT_LOAD && a >= o.bias + ph.p_vaddr &&
+          a < o.bias + ph.p_vaddr + ph.p_memsz) {
+        holder = static_cast<int>(k);
+      }
+    }
+  }
+  if (holder < 0) return false;  // not in any object (heap, stack)
+  if (holder == 0) return true;  // the main program (static ones included)
+  // The objects loaded at start-up: the main program, what LD_PRELOAD names
+  // (the environment is passed on) and what they need, transitively.
+  std::vector<bool> loaded(objects.size(), false);
+  std::vector<size_t> todo = {0};
+  loaded[0] = true;
+  auto add_named = [&](absl::string_view name) {
+    for (size_t k = 0; k < objects.size(); ++k) {
+      if (!loaded[k] && Names(name, objects[k])) {
+        loaded[k] = true;
+        todo.push_back(k);
+      }
+    }
+  };
+  if (const char* preload = ::getenv("LD_PRELOAD")) {
+    for (absl::string_view item : absl::StrSplit(preload, absl::ByAnyChar(" :"),
+                                                 absl::SkipEmpty())) {
+      add_named(item);
+    }
+  }
+  while (!todo.empty()) {
+    const size_t k = todo.back();
+    todo.pop_back();
+    for (const std::string& name : objects[k].needed) add_named(name);
+  }
+  return loaded[holder];
+}
+
+namespace {
+
+absl::Status StartTrackerLocked() {
+  // Re-executing the program runs the tracker only if the program loads
+  // this code at start-up; otherwise it would run someone else's main().
+  Table* table = nullptr;
+  absl::Status s = absl::UnimplementedError("exec'd tracker not used");
+  if (!g_clone_only &&
+      StartupLoadsObjectAt(reinterpret_cast<const void*>(&MaybeRunAsTracker))) {
+    s = StartTrackerExecLocked(&table);
+  }
+  if (!s.ok()) s = StartTrackerCloneLocked(&table);
+  if (!s.ok()) return s;
+  g_table = table;
+  g_table_pid = ::getpid();
+  g_high = 0;
+  return s;
 }
 
 }  // namespace

@@ -22,9 +22,12 @@
 // check sees). When the creator exits the tracker unlinks every name still
 // registered (and every segment matching a registered prefix) and exits,
 // silently. A fork child of the creator that creates
-// segments gets its own tracker. If the program cannot be re-executed (mp
-// loaded with dlopen), a CLONE_VM helper running raw system calls takes its
-// place.
+// segments gets its own tracker. Before re-executing, the creator checks that
+// the program loads this code at start-up (`StartupLoadsObjectAt()`); when
+// it does not (mp inside a plugin `dlopen()`ed by a program that does not
+// link it), re-executing would run that program's own `main()`, so a
+// CLONE_VM helper running raw system calls takes the tracker's place at
+// once. It is also the fallback when the exec'd tracker fails to start.
 
 #ifndef MP_SHM_INTERNAL_TRACKER_H_
 #define MP_SHM_INTERNAL_TRACKER_H_
@@ -62,6 +65,16 @@ void UntrackPrefix(absl::string_view prefix);
 
 // TrackerPid(): this process's tracker, or 0 when none runs yet.
 pid_t TrackerPid();
+
+// StartupLoadsObjectAt()
+//
+// Whether the object (executable or shared library) holding `addr` is loaded
+// when this program starts: the main program (static or PIE alike), or an
+// object that it or LD_PRELOAD needs, directly or not, going by the names in
+// the loaded objects' dynamic sections (DT_NEEDED against DT_SONAME or the
+// file name). False for an object only `dlopen()` brought in, and for an
+// address in no object (heap, stack).
+bool StartupLoadsObjectAt(const void* addr);
 
 // UseCloneTrackerForTesting(): trackers started from now on in this process
 // use the fallback (a CLONE_VM helper) instead of re-executing the program.
