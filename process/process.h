@@ -15,8 +15,9 @@
 // Exit codes follow Python: nullopt while running, 0 when the target
 // returned (or the code it returned, if it returns `int`), the status of an
 // explicit `exit(n)`/`_exit(n)`, 1 when it threw (the child prints
-// `Process <name>: <exception type>: <what()>` to stderr), and `-N` when it
-// was killed by signal N.
+// `Process <name>: <exception type>: <what()>` to stderr) or returned a
+// non-OK `absl::Status`/`absl::StatusOr` (it prints `Process <name>:
+// <status>`), and `-N` when it was killed by signal N.
 //
 // Start methods (`mp::StartMethod`, per process with `ProcessOptions` or per
 // context with `mp::GetContext("spawn")`, like Python's `get_context`):

@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -50,6 +52,19 @@ MP_REGISTER(SleepMs);
 
 void Throw(std::string what) { throw std::runtime_error(what); }
 MP_REGISTER(Throw);
+
+// OK for an empty message, else an internal error with it.
+absl::Status StatusTarget(std::string message) {
+  if (message.empty()) return absl::OkStatus();
+  return absl::InternalError(message);
+}
+MP_REGISTER(StatusTarget);
+
+absl::StatusOr<int> StatusOrTarget(bool fail) {
+  if (fail) return absl::NotFoundError("no such thing");
+  return 5;  // a value, not an exit code
+}
+MP_REGISTER(StatusOrTarget);
 
 int CheckArgs(const std::string& s, std::vector<int> v, double d) {
   return s == "hello" && v == std::vector<int>{1, 2, 3} && d == 2.5 ? 42 : 1;
@@ -232,6 +247,22 @@ TEST_P(ProcessStartMethodTest, ThrowingTargetPrintsAndExitsOne) {
   EXPECT_THAT(text, ::testing::MatchesRegex(
                         "(.|\n)*Process Process-[0-9]+: std::runtime_error: "
                         "boom\n(.|\n)*"));
+}
+
+TEST_P(ProcessStartMethodTest, OkStatusResultExitsZero) {
+  EXPECT_EQ(Run(StatusTarget, std::string()), 0);
+  EXPECT_EQ(Run(StatusOrTarget, false), 0);
+}
+
+TEST_P(ProcessStartMethodTest, ErrorStatusResultPrintsAndExitsOne) {
+  CaptureFd err(2);
+  EXPECT_EQ(Run(StatusTarget, std::string("disk full")), 1);
+  EXPECT_EQ(Run(StatusOrTarget, true), 1);
+  std::string text = err.Restore();
+  EXPECT_THAT(text, ::testing::MatchesRegex(
+                        "(.|\n)*Process Process-[0-9]+: INTERNAL: disk full\n"
+                        "(.|\n)*Process Process-[0-9]+: NOT_FOUND: no such "
+                        "thing\n(.|\n)*"));
 }
 
 TEST_P(ProcessStartMethodTest, ChildOutputIsFlushedAndParentOutputNotDuplicated) {

@@ -24,7 +24,12 @@
 // Every parameter type must be supported by the codec (the registration does
 // not compile otherwise); parameters are received by value (`const T&` and
 // `T&` parameters bind to a decoded copy). A function that returns `int` sets
-// the child's exit code; any other result is ignored (exit code 0).
+// the child's exit code. One that returns `absl::Status` (or an
+// `absl::StatusOr<T>`) exits 0 when it is OK; otherwise the child ends as
+// when the target throws: it prints `Process <name>: <status>` (e.g.
+// `Process Process-1: INTERNAL: disk full`) to stderr and exits 1, as
+// Python prints the traceback and exits 1. Any other result is ignored (exit
+// code 0). These rules hold for every start method, fork included.
 //
 // How a spawned child finds its function without changes to `main`: each
 // registration is a `__attribute__((constructor(101)))` function. The parent
@@ -130,10 +135,24 @@ int RegistrationCount();
 // Prints "Process <name>: cannot decode the arguments: ..." for a child.
 void ReportBadArguments(const absl::Status& status);
 
+// A target's returned status as its exit code: 0 when OK; else prints
+// "Process <name>: <status>" (as for an exception) and returns 1.
+int ExitCodeForStatus(const absl::Status& status);
+
+template <typename T>
+struct IsStatusOr : std::false_type {};
+template <typename T>
+struct IsStatusOr<absl::StatusOr<T>> : std::true_type {};
+
 template <typename R, typename Fn, typename Tuple>
 int CallForExitCode(Fn fn, Tuple& args) {
-  if constexpr (std::is_same<R, int>::value) {
+  using Result = std::decay_t<R>;
+  if constexpr (std::is_same<Result, int>::value) {
     return std::apply(fn, args);
+  } else if constexpr (std::is_same<Result, absl::Status>::value) {
+    return ExitCodeForStatus(std::apply(fn, args));
+  } else if constexpr (IsStatusOr<Result>::value) {
+    return ExitCodeForStatus(std::apply(fn, args).status());
   } else {
     std::apply(fn, args);
     return 0;

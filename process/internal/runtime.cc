@@ -172,6 +172,14 @@ void ReportBadArguments(const absl::Status& status) {
                CurrentSelf().name.c_str(), status.ToString().c_str());
 }
 
+int ExitCodeForStatus(const absl::Status& status) {
+  if (status.ok()) return 0;
+  FlushStdio();
+  std::fprintf(stderr, "Process %s: %s\n", CurrentSelf().name.c_str(),
+               status.ToString().c_str());
+  return 1;
+}
+
 // ---- runtime.h -------------------------------------------------------------
 
 pid_t CachedPid() noexcept {
