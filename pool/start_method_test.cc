@@ -73,6 +73,16 @@ int MarkAndSleep(std::string path) {
   return 0;
 }
 MP_REGISTER(MarkAndSleep);
+// Large results (they travel through the worker's shared result ring, or
+// over its socket when that is full): `n` KiB, each KiB saying n and where.
+std::string KiB(int n) {
+  std::string s(static_cast<size_t>(n) * 1024, '.');
+  for (int k = 0; k < n; ++k) {
+    std::snprintf(&s[static_cast<size_t>(k) * 1024], 24, "%d:%d", n, k);
+  }
+  return s;
+}
+MP_REGISTER(KiB);
 constexpr auto kTriple = [](int x) { return 3 * x; };
 MP_REGISTER_AS("Triple", kTriple);
 
@@ -130,6 +140,18 @@ class StartMethodTest : public ::testing::TestWithParam<const char*> {
 
   std::unique_ptr<testing::LeakCheck> leaks_;
 };
+
+TEST_P(StartMethodTest, LargeResultsArriveIntact) {
+  Pool pool(Opts(2));
+  ASSERT_TRUE(pool.status().ok()) << pool.status();
+  std::vector<int> sizes = {1024, 64, 3000, 65, 9000, 1, 2048, 512, 4096, 100};
+  absl::StatusOr<std::vector<std::string>> got = pool.Map(KiB, sizes, 1);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), sizes.size());
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    EXPECT_TRUE((*got)[i] == KiB(sizes[i])) << "result " << i << " differs";
+  }
+}
 
 TEST_P(StartMethodTest, MapStarmapApplyImap) {
   Pool pool(Opts(2));

@@ -42,6 +42,9 @@ constexpr uint32_t kResultFailure = 1;
 constexpr uint32_t kInitFailure = 2;
 // The payload is a bare std::string result (ChunkRunner::RunBare).
 constexpr uint32_t kResultOkBare = 3;
+// A bare std::string result in the worker's ResultRing: the payload is its
+// RingRecord.
+constexpr uint32_t kResultOkRing = 4;
 // Function word flag (pool -> launched worker): the payload starts with
 // name_len:u32 and the function's registered name.
 constexpr uint32_t kNamedFunction = 0x80000000u;
@@ -126,16 +129,20 @@ bool WriteFully(int fd, const char* data, size_t size) {
 }
 
 // Large results are fresh memory when malloc has given the previous ones
-// back to the kernel: faulting their pages in with one madvise call costs
-// about a third of taking one page fault per 4 KiB while the string is
-// zero-filled. Page contents are untouched; an old kernel (EINVAL) just
+// back to the kernel: faulting their pages in with one madvise call is
+// cheaper than one page fault per 4 KiB. Memory malloc reused is resident
+// already (its first page says so), and populating it again would only walk
+// its page tables. Page contents are untouched; an old kernel (EINVAL) just
 // faults as usual.
 void PrefaultForWrite(char* data, size_t len) {
 #ifdef MADV_POPULATE_WRITE
   static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) & ~(page - 1);
   uintptr_t end = (reinterpret_cast<uintptr_t>(data) + len) & ~(page - 1);
-  if (end > begin) {
+  unsigned char resident = 0;
+  if (end > begin &&
+      (::mincore(reinterpret_cast<void*>(begin), page, &resident) != 0 ||
+       (resident & 1) == 0)) {
     (void)::madvise(reinterpret_cast<void*>(begin), end - begin,
                     MADV_POPULATE_WRITE);
   }
@@ -143,6 +150,31 @@ void PrefaultForWrite(char* data, size_t len) {
   (void)data;
   (void)len;
 #endif
+}
+
+// A copy of `bytes` in a new string, without zero-filling it first.
+std::string CopyOut(absl::string_view bytes) {
+  std::string s;
+  s.reserve(bytes.size());
+  PrefaultForWrite(s.data(), bytes.size());
+  s.append(bytes.data(), bytes.size());
+  return s;
+}
+
+// The result a kResultOkRing frame's payload (`frame`) names, copied out of
+// `ring`, which is then freed up to it. Errors (kDataLoss): not a record of
+// that ring.
+absl::Status TakeFromRing(ResultRing& ring, absl::string_view frame,
+                          std::string* out) {
+  if (frame.size() != RingRecord::kEncodedSize) {
+    return absl::DataLossError(
+        absl::StrCat("a result record of ", frame.size(), " bytes"));
+  }
+  RingRecord record = RingRecord::DecodeFrom(frame.data());
+  MP_ASSIGN_OR_RETURN(absl::string_view bytes, ring.Get(record));
+  *out = CopyOut(bytes);
+  ring.Release(record);
+  return absl::OkStatus();
 }
 
 // Writes `a` then `b` (no copy into one buffer).
@@ -232,6 +264,8 @@ absl::StatusOr<WorkerId> ForkTransport::StartLaunched() {
   p->sock = std::move(w.sock);
   p->pidfd = std::move(w.exit_fd);
   p->slot = w.slot;
+  p->ring = std::move(w.ring);
+  p->ring.CloseFd();
   p->reap = std::move(w.reap);
   absl::Status nb = SetNonBlocking(p->sock.get());
   if (!nb.ok()) {
@@ -264,6 +298,15 @@ absl::StatusOr<WorkerId> ForkTransport::StartWorker(uint32_t generation) {
                     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (page == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap");
   auto* slot = new (page) std::atomic<uint64_t>(0);
+  absl::StatusOr<ResultRing> ring = ResultRing();
+  if (options_.ring_capacity > 0) ring = ResultRing::Create(options_.ring_capacity);
+  if (!ring.ok()) {
+    munmap(page, sizeof(std::atomic<uint64_t>));
+    return ring.status();
+  }
+  // Workers of other pools forked meanwhile close it; this one inherits the
+  // mapping and needs no fd.
+  Register(ring->fd());
 
   std::vector<int> close_fds;
   {
@@ -285,10 +328,13 @@ absl::StatusOr<WorkerId> ForkTransport::StartWorker(uint32_t generation) {
     signal(SIGTERM, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    WorkerMain(pair.write.get(), parent, close_fds, slot);
+    WorkerMain(pair.write.get(), parent, close_fds, slot,
+               ring->valid() ? &*ring : nullptr);
   }
   int fork_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  Unregister(ring->fd());
+  ring->CloseFd();
   if (pid < 0) {
     munmap(page, sizeof(std::atomic<uint64_t>));
     return absl::ErrnoToStatus(fork_errno, "fork");
@@ -298,6 +344,7 @@ absl::StatusOr<WorkerId> ForkTransport::StartWorker(uint32_t generation) {
   p->pid = pid;
   p->sock = std::move(pair.read);
   p->slot = slot;
+  p->ring = *std::move(ring);
   int pidfd = PidfdOpen(pid);
   if (pidfd >= 0) p->pidfd.reset(pidfd);
   absl::Status nb = SetNonBlocking(p->sock.get());
@@ -326,7 +373,8 @@ void ReportInitFailure(int sock, const absl::Status& s) {
 
 void ForkTransport::WorkerMain(int sock, pid_t parent,
                                const std::vector<int>& close_fds,
-                               std::atomic<uint64_t>* slot) {
+                               std::atomic<uint64_t>* slot,
+                               ResultRing* ring) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(1);
   for (int fd : close_fds) {
@@ -348,13 +396,13 @@ void ForkTransport::WorkerMain(int sock, pid_t parent,
     }
   }
   TableFunctions functions(table_);
-  RunWorkerLoop(sock, slot, options_.max_payload, &functions);
+  RunWorkerLoop(sock, slot, options_.max_payload, ring, &functions);
   fflush(nullptr);
   _exit(0);
 }
 
 void RunWorkerLoop(int sock, std::atomic<uint64_t>* slot, size_t max_payload,
-                   WorkerFunctions* functions) {
+                   ResultRing* ring, WorkerFunctions* functions) {
   std::string out;
   std::string bare;  // a result sent as it is (ChunkRunner::RunBare)
   const int64_t pid = getpid();
@@ -458,6 +506,19 @@ void RunWorkerLoop(int sock, std::atomic<uint64_t>* slot, size_t max_payload,
       start += kHeader + len;
       ++ran;
       int64_t now = mp::MonotonicNanos();
+      RingRecord record;
+      if (!bare.empty() && ring != nullptr && ring->Put(bare, &record)) {
+        // In the ring: only its record travels, at once (the pool frees the
+        // ring as it reads records).
+        out.resize(at + kHeader + RingRecord::kEncodedSize);
+        record.EncodeTo(&out[at + kHeader]);
+        PutHeader(&out, at, RingRecord::kEncodedSize, kResultOkRing, task);
+        if (!WriteFully(sock, out.data(), out.size())) return;
+        out.clear();
+        bare = std::string();
+        last_flush = now;
+        continue;
+      }
       if (!bare.empty()) {
         // The frame's header, then the result's own bytes: no encode copy.
         PutHeader(&out, at, static_cast<uint32_t>(bare.size()), kResultOkBare,
@@ -634,16 +695,34 @@ void ForkTransport::ParseLocked(Proc& p, std::vector<TransportEvent>* events) {
     TransportEvent ev;
     ev.worker = p.id;
     ev.task_id = task;
-    ev.payload.assign(h + kHeader, len);
-    ev.bare_string = word == kResultOkBare;
-    if (word == kInitFailure) {
+    ev.bare_string = word == kResultOkBare || word == kResultOkRing;
+    if (word == kResultOkRing) {
+      absl::Status taken =
+          TakeFromRing(p.ring, absl::string_view(h + kHeader, len), &ev.payload);
+      if (taken.ok()) {
+        ring_results_.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        // The worker broke the protocol: its task fails, and it ends.
+        TaskFailure f;
+        f.code = static_cast<int32_t>(absl::StatusCode::kDataLoss);
+        f.message = absl::StrCat("worker pid ", p.pid,
+                                 " sent a bad result: ", taken.message());
+        f.pid = p.pid;
+        ev.payload.clear();
+        EncodeTo(f, &ev.payload);
+        ev.ok = false;
+        ev.bare_string = false;
+        ::kill(p.pid, SIGKILL);
+      }
+    } else if (word == kInitFailure) {
       ev.kind = TransportEvent::Kind::kInitFailed;
-      absl::StatusOr<TaskFailure> f = Decode<TaskFailure>(ev.payload);
+      absl::StatusOr<TaskFailure> f =
+          Decode<TaskFailure>(absl::string_view(h + kHeader, len));
       ev.status = f.ok() ? absl::Status(static_cast<absl::StatusCode>(f->code),
                                         f->message)
                          : f.status();
-      ev.payload.clear();
     } else {
+      ev.payload.assign(h + kHeader, len);
       ev.ok = word == kResultOk || word == kResultOkBare;
     }
     events->push_back(std::move(ev));

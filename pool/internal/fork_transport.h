@@ -8,9 +8,12 @@
 //   len:u32  word:u32  task_id:u64  payload[len]
 //
 // where `word` is the function index (pool -> worker) or the result kind
-// (worker -> pool: 0 ok, 1 task failure, 2 initializer failure). Payloads
-// are codec bytes (`runner.h`). A worker runs every task it reads, in order,
-// and writes its results back in batches (at least every millisecond).
+// (worker -> pool: 0 ok, 1 task failure, 2 initializer failure, 3 a bare
+// string result, 4 a bare string result in the worker's `ResultRing`, the
+// payload being its 24-byte `RingRecord`). Other payloads are codec bytes
+// (`runner.h`). A worker runs every task it reads, in order, and writes its
+// results back in batches (at least every millisecond); a large string
+// result goes through its ring when there is room, and is sent at once.
 //
 // A worker's death is seen by the pool's poll loop through its pidfd
 // (`pidfd_open`; socket EOF where the kernel lacks it), with no timers. Each
@@ -35,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "pool/internal/result_ring.h"
 #include "pool/internal/runner.h"
 #include "pool/internal/transport.h"
 #include "process/fd.h"
@@ -65,10 +69,11 @@ class WorkerFunctions {
 // A worker's side of the transport, whatever started it: reads task frames
 // from `sock` until EOF, runs each with its runner from `functions`, and
 // writes the results back in batches. `*slot` holds the id of the task
-// running (0 between tasks). A result larger than `max_payload` fails its
-// task with kResourceExhausted. Returns at EOF or when the pool is gone.
+// running (0 between tasks). Large string results go through `ring` when it
+// is valid and has room. A result larger than `max_payload` fails its task
+// with kResourceExhausted. Returns at EOF or when the pool is gone.
 void RunWorkerLoop(int sock, std::atomic<uint64_t>* slot, size_t max_payload,
-                   WorkerFunctions* functions);
+                   ResultRing* ring, WorkerFunctions* functions);
 
 // ReportInitFailure()
 //
@@ -83,6 +88,9 @@ struct LaunchedWorker {
   // A shared page of sizeof(std::atomic<uint64_t>) bytes, mapped here and
   // in the worker; the transport munmaps it.
   std::atomic<uint64_t>* slot = nullptr;
+  // Shared with the worker, which mapped it from `ring.fd()`; may be
+  // invalid (large results then come over `sock`).
+  ResultRing ring;
   // Waits for the (ended or killed) worker; returns its exit code as
   // `mp::Process::exitcode()` does (-N: killed by signal N).
   std::function<int()> reap;
@@ -104,6 +112,9 @@ struct ForkTransportOptions {
   // Largest payload of one frame (the length field is 32 bits). A larger
   // result fails its task with kResourceExhausted; tests lower it.
   size_t max_payload = 0xFFFFFFFFu;
+  // Bytes of each forked worker's result ring (`result_ring.h`); 0: none,
+  // large results then come over the socket. Tests make it small.
+  size_t ring_capacity = ResultRing::kDefaultCapacity;
   // When set, workers are started by it instead of fork(); each task frame
   // names its function (`ChunkRunner::remote_name()`) the first time a
   // worker sees it, and the worker resolves it by name.
@@ -154,6 +165,9 @@ class ForkTransport : public Transport {
   bool WorkersResolveFunctions() const override {
     return options_.launcher != nullptr;
   }
+  // How many results came through the workers' rings (the rest came over
+  // their sockets); for tests and diagnostics.
+  uint64_t results_through_ring() const { return ring_results_.load(); }
 
  private:
   struct Proc {
@@ -162,6 +176,7 @@ class ForkTransport : public Transport {
     UniqueFd sock;
     UniqueFd pidfd;
     std::atomic<uint64_t>* slot = nullptr;  // shared page: running task id
+    ResultRing ring;                        // the worker's large results
     std::string out;
     size_t out_off = 0;
     ReadBuffer in;           // bytes not yet parsed
@@ -190,7 +205,8 @@ class ForkTransport : public Transport {
   void ReapLocked(Proc& p, std::vector<TransportEvent>* events);
   [[noreturn]] void WorkerMain(int sock, pid_t parent,
                                const std::vector<int>& close_fds,
-                               std::atomic<uint64_t>* slot);
+                               std::atomic<uint64_t>* slot,
+                               ResultRing* ring);
 
   const FunctionTable* table_;
   ForkTransportOptions options_;
@@ -202,6 +218,7 @@ class ForkTransport : public Transport {
   // The handler's Poll() skips the sockets of workers whose exit it sees on
   // their pidfd (Transport::LeaveResultsToDriver).
   std::atomic<bool> results_to_driver_{false};
+  std::atomic<uint64_t> ring_results_{0};
 };
 
 }  // namespace pool_internal

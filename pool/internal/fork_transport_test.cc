@@ -1,8 +1,11 @@
 #include "pool/internal/fork_transport.h"
 
 #include <signal.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -13,8 +16,11 @@
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "pool/internal/core.h"
+#include "pool/internal/result_ring.h"
 #include "pool/internal/typed.h"
+#include "process/fd.h"
 #include "process/leak_check.h"
+#include "process/spawn.h"
 
 namespace mp {
 namespace pool_internal {
@@ -159,6 +165,178 @@ TEST(ForkTransportTest, ArgumentsLargerThanAMessageAreRefused) {
   testing::LeakCheck leaks;
   absl::StatusOr<std::string> r = RunOne(1000, 1, /*arg_size=*/2000);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+// A string whose bytes say which task made it: `n` bytes, `n` in the first
+// eight, then a pattern that depends on `n`.
+std::string Tagged(int n) {
+  std::string s(static_cast<size_t>(n), static_cast<char>('a' + n % 26));
+  uint64_t tag = static_cast<uint64_t>(n);
+  std::memcpy(&s[0], &tag, sizeof tag);
+  for (size_t i = 8; i < s.size(); i += 4096) s[i] = static_cast<char>(n * 7 + i);
+  return s;
+}
+
+// Runs Tagged(size) for every size on `processes` forked workers whose
+// result rings hold `ring_capacity` bytes; returns how many came through
+// the rings, with every result checked.
+void RunTagged(const std::vector<int>& sizes, int processes,
+               size_t ring_capacity, uint64_t* through_ring) {
+  auto table = std::make_unique<FunctionTable>();
+  table->Add(std::make_shared<CallRunner<std::string (*)(int), int, false>>(&Tagged));
+  ForkTransportOptions options;
+  options.ring_capacity = ring_capacity;
+  absl::StatusOr<std::unique_ptr<ForkTransport>> transport =
+      ForkTransport::Create(table.get(), options);
+  ASSERT_TRUE(transport.ok()) << transport.status();
+  ForkTransport* t = transport->get();
+  Core core(CoreOptions{.processes = processes}, std::move(table),
+            *std::move(transport));
+  ASSERT_TRUE(core.Start().ok());
+  std::mutex mu;
+  size_t left = sizes.size();
+  absl::Notification all_done;
+  std::vector<Core::TaskSpec> specs;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    Core::TaskSpec spec;
+    spec.function = 0;
+    spec.payload = Encode(std::vector<int>{sizes[i]});
+    spec.base_index = static_cast<int64_t>(i);
+    const int size = sizes[i];
+    // Large results arrive bare, smaller ones encoded.
+    spec.done_bare = [&, size](std::string r) {
+      EXPECT_TRUE(r == Tagged(size)) << "result of task " << size << " differs";
+      std::lock_guard<std::mutex> lock(mu);
+      if (--left == 0) all_done.Notify();
+    };
+    spec.done = [&, size](absl::StatusOr<std::string> r) {
+      if (!r.ok()) {
+        ADD_FAILURE() << r.status();
+      } else {
+        absl::StatusOr<std::vector<std::string>> v =
+            Decode<std::vector<std::string>>(*r);
+        EXPECT_TRUE(v.ok() && v->size() == 1 && (*v)[0] == Tagged(size))
+            << "result of task " << size << " differs";
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      if (--left == 0) all_done.Notify();
+    };
+    specs.push_back(std::move(spec));
+  }
+  ASSERT_TRUE(core.Submit(std::move(specs)).ok());
+  ASSERT_TRUE(all_done.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  *through_ring = t->results_through_ring();
+  core.Close();
+  EXPECT_TRUE(core.Join().ok());
+}
+
+// Large results go through the worker's ring; those that find it full, or
+// are larger than it, come over the socket; all arrive intact and in place.
+TEST(ForkTransportTest, LargeResultsThroughTheRingAndPastIt) {
+  testing::LeakCheck leaks;
+  std::vector<int> sizes;
+  for (int i = 0; i < 120; ++i) {
+    sizes.push_back(static_cast<int>(kBareStringMin) + (i * 7919) % 150000);
+  }
+  sizes.push_back(300000);  // larger than the ring
+  sizes.push_back(100);     // small: encoded, in a batch
+  uint64_t through_ring = 0;
+  RunTagged(sizes, 2, 256 * 1024, &through_ring);
+  EXPECT_GT(through_ring, 0u);
+  EXPECT_LT(through_ring, sizes.size() - 1);
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST(ForkTransportTest, WithoutARingLargeResultsComeOverTheSocket) {
+  testing::LeakCheck leaks;
+  uint64_t through_ring = 1;
+  RunTagged({1 << 20, 70000, 1 << 20}, 1, 0, &through_ring);
+  EXPECT_EQ(through_ring, 0u);
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+// A "worker" that answers each task with a ring record lying outside its
+// ring, as a broken or hostile worker might.
+class LyingLauncher : public WorkerLauncher {
+ public:
+  absl::StatusOr<LaunchedWorker> Launch() override {
+    absl::StatusOr<FdPair> pair = MakeSocketPair();
+    if (!pair.ok()) return pair.status();
+    absl::StatusOr<ResultRing> ring = ResultRing::Create(1 << 16);
+    if (!ring.ok()) return ring.status();
+    void* page = mmap(nullptr, sizeof(std::atomic<uint64_t>),
+                      PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap");
+    pid_t pid = fork();
+    if (pid < 0) return absl::ErrnoToStatus(errno, "fork");
+    if (pid == 0) {
+      pair->read.reset();
+      int fd = pair->write.get();
+      char header[16];
+      while (ReadExact(fd, header, sizeof header).ok()) {
+        uint32_t len;
+        std::memcpy(&len, header, 4);
+        std::string body(len, '\0');
+        if (!ReadExact(fd, &body[0], len).ok()) break;
+        char frame[16 + RingRecord::kEncodedSize];
+        uint32_t rlen = RingRecord::kEncodedSize, word = 4;  // kResultOkRing
+        std::memcpy(frame, &rlen, 4);
+        std::memcpy(frame + 4, &word, 4);
+        std::memcpy(frame + 8, header + 8, 8);  // the task id
+        RingRecord{1 << 20, 100, 100}.EncodeTo(frame + 16);
+        if (!WriteAll(fd, absl::string_view(frame, sizeof frame)).ok()) break;
+      }
+      _exit(0);
+    }
+    pair->write.reset();
+    LaunchedWorker w;
+    w.pid = pid;
+    w.sock = std::move(pair->read);
+    w.slot = new (page) std::atomic<uint64_t>(0);
+    w.ring = *std::move(ring);
+    w.reap = [pid] {
+      absl::StatusOr<int> code = WaitPid(pid);
+      return code.ok() ? *code : 255;
+    };
+    return w;
+  }
+};
+
+TEST(ForkTransportTest, AWorkerSendingABadRingRecordFailsItsTaskAndEnds) {
+  testing::LeakCheck leaks;
+  {
+    auto table = std::make_unique<FunctionTable>();
+    table->Add(std::make_shared<CallRunner<int (*)(int), int, false>>(&SleepMs));
+    ForkTransportOptions options;
+    options.launcher = std::make_shared<LyingLauncher>();
+    absl::StatusOr<std::unique_ptr<ForkTransport>> transport =
+        ForkTransport::Create(table.get(), options);
+    ASSERT_TRUE(transport.ok()) << transport.status();
+    Core core(CoreOptions{.processes = 1}, std::move(table),
+              *std::move(transport));
+    ASSERT_TRUE(core.Start().ok());
+    const std::vector<int64_t> first = core.WorkerPids();
+    absl::Notification done;
+    absl::StatusOr<std::string> got;
+    Core::TaskSpec spec;
+    spec.function = 0;
+    spec.payload = Encode(std::vector<int>{0});
+    spec.done = [&](absl::StatusOr<std::string> r) {
+      got = std::move(r);
+      done.Notify();
+    };
+    ASSERT_TRUE(core.Submit({std::move(spec)}).ok());
+    ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss) << got.status();
+    EXPECT_TRUE(absl::StrContains(got.status().message(), "sent a bad result"))
+        << got.status();
+    // The liar is killed and replaced.
+    for (int i = 0; i < 1000 && core.WorkerPids() == first; ++i) usleep(1000);
+    EXPECT_NE(core.WorkerPids(), first);
+    core.Close();
+    (void)core.Join();  // the liar's end is reported as a lost worker
+  }
   EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
 }
 

@@ -20,6 +20,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "pool/internal/result_ring.h"
 #include "process/status_macros.h"
 
 namespace mp {
@@ -215,6 +216,11 @@ int PoolWorkerMain(std::string address, std::string token, uint64_t seq,
   absl::StatusOr<std::atomic<uint64_t>*> slot = MapSlot(memfd->get(), false);
   if (!slot.ok()) return 1;
   memfd->reset();
+  absl::StatusOr<UniqueFd> ring_fd = ReceiveFd(sock.get());
+  if (!ring_fd.ok()) return 1;
+  absl::StatusOr<ResultRing> ring = ResultRing::Map(ring_fd->get());
+  if (!ring.ok()) return 1;
+  ring_fd->reset();
   if (!init_name.empty()) {
     absl::Status s = RunInitializer(init_name, init_args, init_returns_status);
     if (!s.ok()) {
@@ -223,7 +229,7 @@ int PoolWorkerMain(std::string address, std::string token, uint64_t seq,
     }
   }
   RegisteredFunctions functions;
-  RunWorkerLoop(sock.get(), *slot, static_cast<size_t>(max_payload),
+  RunWorkerLoop(sock.get(), *slot, static_cast<size_t>(max_payload), &*ring,
                 &functions);
   return 0;
 }
@@ -321,12 +327,15 @@ absl::StatusOr<LaunchedWorker> RemoteLauncher::Launch() {
   if (!memfd.ok()) return fail(memfd.status());
   absl::StatusOr<std::atomic<uint64_t>*> slot = MapSlot(memfd->get(), true);
   if (!slot.ok()) return fail(slot.status());
-  absl::Status sent = SendFd(conn.get(), memfd->get());
+  absl::StatusOr<ResultRing> ring = ResultRing::Create();
+  absl::Status sent = ring.ok() ? SendFd(conn.get(), memfd->get()) : ring.status();
+  if (sent.ok()) sent = SendFd(conn.get(), ring->fd());
   if (!sent.ok()) {
     munmap(*slot, sizeof(std::atomic<uint64_t>));
     return fail(sent);
   }
   LaunchedWorker w;
+  w.ring = *std::move(ring);
   if (sentinel >= 0) {
     absl::StatusOr<UniqueFd> exit_fd = DupCloexec(sentinel);
     if (!exit_fd.ok()) {
