@@ -194,28 +194,48 @@ absl::Status ReadError(int err) {
 // A spin that finds data later than this past its end was preempted.
 constexpr int64_t kLateNs = 2000;
 
-// Spins with poll(2) until `fd` is readable, for up to the budget. When it
-// was not readable at once, `*wait_start` gets the time the wait began and
-// `*spun` whether it spun (for ReadSpin::Slept once data comes). Returns 1
-// readable, 0 not, -errno.
-int SpinPoll(int fd, absl::Time deadline, ReadSpin* spin, int64_t* wait_start,
-             bool* spun) {
-  int r = PollReadableNow(fd);
-  if (r != 0) return r;
-  *wait_start = mp::MonotonicNanos();
-  *spun = spin->budget_ns != 0;
-  if (!*spun) return 0;
-  const int64_t end = SpinEnd(*wait_start, spin->budget_ns, deadline);
-  for (;;) {
+// What a spin tells the blocking wait after it.
+struct SpinWait {
+  int64_t start = 0;   // when the wait began (0: the first try succeeded)
+  bool spun = false;   // whether it spun then (for ReadSpin::Slept)
+};
+
+// The spin schedule: calls `try_once` (non-blocking; returns a result >= 0
+// when done, -EAGAIN when not yet, another -errno on error) until it is done,
+// the spin budget is spent, or `deadline` comes. Returns the last result
+// (-EAGAIN: give up and block). When the first try fails, `*wait` says when
+// the wait began and whether it spun; a try that succeeds while spinning
+// adapts the budget (ReadSpin::Spun).
+template <typename TryOnce>
+inline long Spin(TryOnce try_once, absl::Time deadline, ReadSpin* spin,
+                 SpinWait* wait) {
+  long r = try_once();
+  if (r != -EAGAIN) return r;
+  wait->start = mp::MonotonicNanos();
+  wait->spun = spin->budget_ns != 0;
+  if (!wait->spun) return r;
+  const int64_t end = SpinEnd(wait->start, spin->budget_ns, deadline);
+  for (int64_t now = wait->start; now < end;) {
     for (int k = 0; k < kPausesPerTry; ++k) mp::CpuRelax();
-    r = PollReadableNow(fd);
-    const int64_t now = mp::MonotonicNanos();
-    if (r != 0) {
-      if (r > 0) spin->Spun(now <= end + kLateNs);
+    r = try_once();
+    now = mp::MonotonicNanos();
+    if (r != -EAGAIN) {
+      if (r >= 0) spin->Spun(now <= end + kLateNs);
       return r;
     }
-    if (now >= end) return 0;
   }
+  return r;
+}
+
+// Spins with poll(2) until `fd` is readable: 1 readable (or hung up, or an
+// error the next read reports), -EAGAIN not, other -errno.
+long SpinPoll(int fd, absl::Time deadline, ReadSpin* spin, SpinWait* wait) {
+  return Spin(
+      [fd]() -> long {
+        const int r = PollReadableNow(fd);
+        return r == 0 ? -EAGAIN : r;
+      },
+      deadline, spin, wait);
 }
 
 }  // namespace
@@ -269,9 +289,8 @@ void ReadSpin::Slept(bool spun, int64_t waited_ns) {
 
 bool SpinUntilReadable(int fd, absl::Time deadline, ReadSpin* spin) {
   if (spin == nullptr || !spin->enabled()) return false;
-  int64_t wait_start = 0;
-  bool spun = false;
-  return SpinPoll(fd, deadline, spin, &wait_start, &spun) != 0;
+  SpinWait wait;
+  return SpinPoll(fd, deadline, spin, &wait) != -EAGAIN;
 }
 
 size_t EncodeFrameHeader(uint64_t size, char* out) {
@@ -341,38 +360,31 @@ absl::StatusOr<size_t> ReadSomeUntil(int fd, char* buf, size_t size,
                                      ReadSpin* spin) {
   // Linux reads at most 0x7ffff000 bytes per call anyway.
   const size_t want = std::min<size_t>(size, 0x7ffff000);
-  int64_t wait_start = 0;  // set when the spin phase found nothing at once
-  bool spun = false;       // and whether it spun then
-  bool readable = false;   // the spin phase saw the pipe readable
+  SpinWait wait;            // set when the spin phase found nothing at once
+  bool readable = false;    // the spin phase saw the pipe readable
   if (spin != nullptr && spin->enabled()) {
     if (is_socket) {
       // recv(MSG_DONTWAIT) straight into `buf`: when the data is already
       // there (or arrives while spinning) it is the only system call.
-      int64_t end = 0;
-      while (true) {
-        const ssize_t n = ::recv(fd, buf, want, MSG_DONTWAIT);
-        if (n >= 0) {
-          if (wait_start != 0) spin->Spun(mp::MonotonicNanos() <= end + kLateNs);
-          return static_cast<size_t>(n);
-        }
-        const int err = errno;
-        if (err == EINTR) continue;
-        if (err != EAGAIN && err != EWOULDBLOCK) return ReadError(err);
-        const int64_t now = mp::MonotonicNanos();
-        if (wait_start == 0) {
-          wait_start = now;
-          spun = spin->budget_ns != 0;
-          end = SpinEnd(now, spin->budget_ns, deadline);
-        }
-        if (now >= end) break;
-        for (int k = 0; k < kPausesPerTry; ++k) mp::CpuRelax();
-      }
+      const long n = Spin(
+          [&]() -> long {
+            while (true) {
+              const ssize_t got = ::recv(fd, buf, want, MSG_DONTWAIT);
+              if (got >= 0) return static_cast<long>(got);
+              if (errno == EINTR) continue;
+              return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+            }
+          },
+          deadline, spin, &wait);
+      if (n >= 0) return static_cast<size_t>(n);
+      if (n != -EAGAIN) return ReadError(static_cast<int>(-n));
     } else {
-      const int r = SpinPoll(fd, deadline, spin, &wait_start, &spun);
-      if (r < 0) return absl::ErrnoToStatus(-r, "poll");
-      if (r > 0) {  // readable: the read below will not block
-        wait_start = 0;
+      const long r = SpinPoll(fd, deadline, spin, &wait);
+      if (r >= 0) {  // readable: the read below will not block
+        wait.start = 0;
         readable = true;
+      } else if (r != -EAGAIN) {
+        return absl::ErrnoToStatus(static_cast<int>(-r), "poll");
       }
     }
   }
@@ -384,7 +396,9 @@ absl::StatusOr<size_t> ReadSomeUntil(int fd, char* buf, size_t size,
     readable = false;
     ssize_t n = ::read(fd, buf, want);
     if (n >= 0) {
-      if (wait_start != 0) spin->Slept(spun, mp::MonotonicNanos() - wait_start);
+      if (wait.start != 0) {
+        spin->Slept(wait.spun, mp::MonotonicNanos() - wait.start);
+      }
       return static_cast<size_t>(n);
     }
     int err = errno;
