@@ -23,6 +23,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "process/fd.h"
+#include "process/internal/test_util.h"
 #include "process/leak_check.h"
 #include "process/spawn.h"
 #include "shm/internal/tracker.h"
@@ -30,45 +31,13 @@
 namespace mp {
 namespace {
 
-bool ShmExists(const std::string& name) {
-  struct stat st;
-  return ::stat(("/dev/shm/" + name).c_str(), &st) == 0;
-}
-
-// Polls up to 10 s for `pred`.
-template <typename F>
-bool Eventually(F pred) {
-  for (int i = 0; i < 1000; ++i) {
-    if (pred()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return pred();
-}
-
-// Reads a /proc file with open/read: std::ifstream throws when the process
-// exits mid-read (ESRCH).
-std::string ReadProcFile(const std::string& path) {
-  std::string out;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
-  ::close(fd);
-  return out;
-}
-
-bool ProcessGoneOrZombie(pid_t pid) {
-  const std::string stat = ReadProcFile(absl::StrCat("/proc/", pid, "/stat"));
-  size_t close = stat.rfind(')');
-  return close == std::string::npos || close + 2 >= stat.size() ||
-         stat[close + 2] == 'Z' || stat[close + 2] == 'X';
-}
+using ::mp::testing::Eventually;
+using ::mp::testing::ProcessGoneOrZombie;
+using ::mp::testing::ShmExists;
+using ::mp::testing::ReadProcFile;
 
 std::string HelperPath() {
-  return absl::StrCat(std::getenv("TEST_SRCDIR"), "/",
-                      std::getenv("TEST_WORKSPACE"),
-                      "/shm/shared_memory_test_helper");
+  return testing::RunfilesPath("shm/shared_memory_test_helper");
 }
 
 class SharedMemoryTest : public ::testing::Test {

@@ -438,6 +438,19 @@ struct LoadedObject {
   std::vector<std::string> needed;  // DT_NEEDED
 };
 
+// Whether the `size` bytes at `addr` lie in one of `object`'s segments.
+bool Holds(const LoadedObject& object, uintptr_t addr, size_t size) {
+  for (int i = 0; i < object.phnum; ++i) {
+    const ElfW(Phdr)& ph = object.phdr[i];
+    const uintptr_t start = object.bias + ph.p_vaddr;
+    if (ph.p_type == PT_LOAD && addr >= start &&
+        addr + size <= start + ph.p_memsz) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // Reads `object`'s DT_SONAME and DT_NEEDED from its dynamic section in
 // memory. glibc relocates the address-valued entries of a writable dynamic
 // section in place and leaves a read-only one (the vDSO's) as linked: a
@@ -460,23 +473,17 @@ void ReadDynamicNames(LoadedObject* object) {
   }
   if (strtab == 0 || strsz == 0) return;
   if (strtab < object->bias) strtab += object->bias;
-  bool inside = false;
-  for (int i = 0; i < object->phnum; ++i) {
-    const ElfW(Phdr)& ph = object->phdr[i];
-    const uintptr_t start = object->bias + ph.p_vaddr;
-    if (ph.p_type == PT_LOAD && strtab >= start &&
-        strtab + strsz <= start + ph.p_memsz) {
-      inside = true;
-    }
-  }
-  if (!inside) return;
+  if (!Holds(*object, strtab, strsz)) return;
   const char* strings = reinterpret_cast<const char*>(strtab);
   auto string_at = [&](size_t offset) {
     if (offset >= strsz) return std::string();
-    return std::string(strings + offset, strnlen(strings + offset, strsz - offset));
+    return std::string(strings + offset,
+                       strnlen(strings + offset, strsz - offset));
   };
   for (const ElfW(Dyn)* d = dyn; d->d_tag != DT_NULL; ++d) {
-    if (d->d_tag == DT_NEEDED) object->needed.push_back(string_at(d->d_un.d_val));
+    if (d->d_tag == DT_NEEDED) {
+      object->needed.push_back(string_at(d->d_un.d_val));
+    }
     if (d->d_tag == DT_SONAME) object->soname = string_at(d->d_un.d_val);
   }
 }
@@ -516,14 +523,7 @@ bool StartupLoadsObjectAt(const void* addr) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(addr);
   int holder = -1;
   for (size_t k = 0; k < objects.size() && holder < 0; ++k) {
-    const LoadedObject& o = objects[k];
-    for (int i = 0; i < o.phnum; ++i) {
-      const ElfW(Phdr)& ph = o.phdr[i];
-      if (ph.p_type == PT_LOAD && a >= o.bias + ph.p_vaddr &&
-          a < o.bias + ph.p_vaddr + ph.p_memsz) {
-        holder = static_cast<int>(k);
-      }
-    }
+    if (Holds(objects[k], a, 1)) holder = static_cast<int>(k);
   }
   if (holder < 0) return false;  // not in any object (heap, stack)
   if (holder == 0) return true;  // the main program (static ones included)

@@ -5,10 +5,8 @@
 // started at once, and must still unlink the segment when the child is
 // SIGKILLed.
 #include <dlfcn.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,46 +19,20 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "process/fd.h"
+#include "process/internal/test_util.h"
 #include "process/leak_check.h"
 
 namespace mp {
 namespace {
 
-bool ShmExists(const std::string& name) {
-  struct stat st;
-  return ::stat(("/dev/shm/" + name).c_str(), &st) == 0;
-}
-
-bool ProcessGone(pid_t pid) {
-  UniqueFd fd(::open(absl::StrCat("/proc/", pid, "/stat").c_str(),
-                     O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return true;
-  char buf[512];
-  const ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
-  if (n <= 0) return true;
-  const std::string stat(buf, static_cast<size_t>(n));
-  const size_t close = stat.rfind(')');
-  return close == std::string::npos || close + 2 >= stat.size() ||
-         stat[close + 2] == 'Z' || stat[close + 2] == 'X';
-}
-
-// Polls up to 10 s for `pred`.
-template <typename F>
-bool Eventually(F pred) {
-  for (int i = 0; i < 1000; ++i) {
-    if (pred()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return pred();
-}
+using ::mp::testing::Eventually;
+using ::mp::testing::ProcessGoneOrZombie;
+using ::mp::testing::ShmExists;
 
 std::string PluginPath() {
-  return absl::StrCat(std::getenv("TEST_SRCDIR"), "/",
-                      std::getenv("TEST_WORKSPACE"),
-                      "/shm/libtracker_dlopen_plugin.so");
+  return testing::RunfilesPath("shm/libtracker_dlopen_plugin.so");
 }
 
 int64_t NowMs() {
@@ -77,8 +49,8 @@ int64_t NowMs() {
   if (plugin != nullptr) {
     auto create = reinterpret_cast<int (*)(const char*)>(
         ::dlsym(plugin, "mp_plugin_create"));
-    auto tracker = reinterpret_cast<int (*)()>(
-        ::dlsym(plugin, "mp_plugin_tracker_pid"));
+    auto tracker =
+        reinterpret_cast<int (*)()>(::dlsym(plugin, "mp_plugin_tracker_pid"));
     auto loads = reinterpret_cast<int (*)()>(
         ::dlsym(plugin, "mp_plugin_startup_loads_self"));
     if (create != nullptr && tracker != nullptr && loads != nullptr) {
@@ -136,7 +108,7 @@ TEST(TrackerDlopenTest, PluginGetsTheCloneTrackerAtOnceAndItCleansUp) {
   if (parsed) {
     EXPECT_TRUE(Eventually([&] { return !ShmExists(name); }))
         << name << " left behind";
-    EXPECT_TRUE(Eventually([&] { return ProcessGone(tracker); }))
+    EXPECT_TRUE(Eventually([&] { return ProcessGoneOrZombie(tracker); }))
         << "tracker " << tracker << " still running";
   }
   ::shm_unlink(("/" + name).c_str());  // after a failure only
