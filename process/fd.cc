@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <climits>
 #include <cstdint>
 
@@ -166,6 +167,68 @@ absl::StatusOr<UniqueFd> DupCloexec(int fd) {
   int n = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (n < 0) return absl::ErrnoToStatus(errno, "fcntl(F_DUPFD_CLOEXEC)");
   return UniqueFd(n);
+}
+
+absl::Status SendWithFd(int sock, absl::string_view data, int fd) {
+  if (data.empty()) return absl::InvalidArgumentError("SendWithFd: no data");
+  struct iovec iov = {const_cast<char*>(data.data()), data.size()};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  std::memset(control, 0, sizeof control);
+  struct msghdr msg;
+  std::memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  ssize_t n;
+  for (;;) {
+    n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+    if (n >= 0) break;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      absl::StatusOr<bool> ready = WaitWritable(sock, absl::InfiniteDuration());
+      if (!ready.ok()) return ready.status();
+      continue;
+    }
+    if (errno == EPIPE || errno == ECONNRESET) {
+      return absl::OutOfRangeError("sendmsg: peer closed the connection");
+    }
+    return absl::ErrnoToStatus(errno, "sendmsg");
+  }
+  data.remove_prefix(static_cast<size_t>(n));  // the fd went with the first byte
+  return WriteAll(sock, data);
+}
+
+ssize_t ReceiveWithFd(int sock, void* buf, size_t size, UniqueFd* fd) {
+  struct iovec iov = {buf, size};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  struct msghdr msg;
+  std::memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return n;
+  // With room for one fd, the kernel closes the rest (MSG_CTRUNC).
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
+       c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+        c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      int got;
+      std::memcpy(&got, CMSG_DATA(c), sizeof(int));
+      fd->reset(got);
+    }
+  }
+  return n;
 }
 
 }  // namespace mp

@@ -18,6 +18,8 @@
 #ifndef MP_PROCESS_FD_H_
 #define MP_PROCESS_FD_H_
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <utility>
 
@@ -120,6 +122,21 @@ absl::Status SetCloseOnExec(int fd, bool on = true);
 //
 // `fcntl(F_DUPFD_CLOEXEC)`: a new close-on-exec fd for the same file.
 absl::StatusOr<UniqueFd> DupCloexec(int fd);
+
+// SendWithFd() / ReceiveWithFd()
+//
+// Passing an fd over a Unix socket (SCM_RIGHTS). `SendWithFd()` writes all
+// of `data` (not empty) with `fd` attached to its first byte, blocking as
+// `WriteAll()` does; the receiver gets the fd from the `ReceiveWithFd()`
+// that reads that byte.
+//
+// `ReceiveWithFd()` is one recvmsg(2) of up to `size` bytes (EINTR
+// retried); an fd that came with them lands in `*fd`, close-on-exec (any
+// more are closed). It returns what recvmsg returns -- the count, 0 at end
+// of file, -1 with errno -- so that a non-blocking reader tests EAGAIN
+// without building a status.
+absl::Status SendWithFd(int sock, absl::string_view data, int fd);
+ssize_t ReceiveWithFd(int sock, void* buf, size_t size, UniqueFd* fd);
 
 }  // namespace mp
 

@@ -1,5 +1,6 @@
 #include "process/fd.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -90,6 +91,55 @@ TEST(FdTest, NonBlockingReadOfEmptyPipeIsAnErrnoStatus) {
   char c;
   absl::StatusOr<size_t> n = ReadSome(p->read.get(), &c, 1);
   EXPECT_EQ(n.status().code(), absl::StatusCode::kUnavailable);  // EAGAIN
+}
+
+// An fd sent with bytes arrives with the read that returns the first of
+// them (which may return earlier bytes too, and ends with the last of them);
+// reads before and after carry none.
+TEST(FdTest, SendWithFdPassesAnFdWithTheFirstByte) {
+  testing::LeakCheck leaks;
+  {
+    absl::StatusOr<FdPair> sock = MakeSocketPair();
+    ASSERT_TRUE(sock.ok());
+    absl::StatusOr<FdPair> pipe = MakePipe();
+    ASSERT_TRUE(pipe.ok());
+    ASSERT_TRUE(WriteAll(sock->write.get(), "ab").ok());
+    ASSERT_TRUE(SendWithFd(sock->write.get(), "cdef", pipe->write.get()).ok());
+    ASSERT_TRUE(WriteAll(sock->write.get(), "gh").ok());
+    pipe->write.reset();  // the receiver's copy keeps the pipe open
+    UniqueFd got;
+    char buf[16];
+    ASSERT_EQ(ReceiveWithFd(sock->read.get(), buf, 1, &got), 1);
+    EXPECT_FALSE(got) << "an fd came with a byte sent without one";
+    ASSERT_EQ(ReceiveWithFd(sock->read.get(), buf, sizeof buf, &got), 5);
+    EXPECT_EQ(std::string(buf, 5), "bcdef");
+    ASSERT_TRUE(got);
+    EXPECT_TRUE(fcntl(got.get(), F_GETFD) & FD_CLOEXEC);
+    ASSERT_TRUE(WriteAll(got.get(), "x").ok());  // it is the pipe
+    char c;
+    ASSERT_TRUE(ReadExact(pipe->read.get(), &c, 1).ok());
+    EXPECT_EQ(c, 'x');
+    UniqueFd none;
+    ASSERT_EQ(ReceiveWithFd(sock->read.get(), buf, sizeof buf, &none), 2);
+    EXPECT_EQ(std::string(buf, 2), "gh");
+    EXPECT_FALSE(none);
+    sock->write.reset();
+    EXPECT_EQ(ReceiveWithFd(sock->read.get(), buf, sizeof buf, &none), 0);
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
+TEST(FdTest, SendWithFdRefusesNoDataAndWhatIsNotASocket) {
+  absl::StatusOr<FdPair> pipe = MakePipe();
+  ASSERT_TRUE(pipe.ok());
+  EXPECT_EQ(SendWithFd(pipe->write.get(), "", pipe->read.get()).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(SendWithFd(pipe->write.get(), "x", pipe->read.get()).ok());
+  UniqueFd got;
+  char c;
+  errno = 0;
+  EXPECT_EQ(ReceiveWithFd(pipe->read.get(), &c, 1, &got), -1);
+  EXPECT_EQ(errno, ENOTSOCK);
 }
 
 absl::Status UsesMacros(bool fail, int* out) {

@@ -45,6 +45,8 @@ constexpr uint32_t kResultOkBare = 3;
 // A bare std::string result in the worker's ResultRing: the payload is its
 // RingRecord.
 constexpr uint32_t kResultOkRing = 4;
+// The worker's ResultRing memfd comes with this (empty) frame.
+constexpr uint32_t kRingFd = 5;
 // Function word flag (pool -> launched worker): the payload starts with
 // name_len:u32 and the function's registered name.
 constexpr uint32_t kNamedFunction = 0x80000000u;
@@ -264,8 +266,6 @@ absl::StatusOr<WorkerId> ForkTransport::StartLaunched() {
   p->sock = std::move(w.sock);
   p->pidfd = std::move(w.exit_fd);
   p->slot = w.slot;
-  p->ring = std::move(w.ring);
-  p->ring.CloseFd();
   p->reap = std::move(w.reap);
   absl::Status nb = SetNonBlocking(p->sock.get());
   if (!nb.ok()) {
@@ -298,15 +298,6 @@ absl::StatusOr<WorkerId> ForkTransport::StartWorker(uint32_t generation) {
                     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (page == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap");
   auto* slot = new (page) std::atomic<uint64_t>(0);
-  absl::StatusOr<ResultRing> ring = ResultRing();
-  if (options_.ring_capacity > 0) ring = ResultRing::Create(options_.ring_capacity);
-  if (!ring.ok()) {
-    munmap(page, sizeof(std::atomic<uint64_t>));
-    return ring.status();
-  }
-  // Workers of other pools forked meanwhile close it; this one inherits the
-  // mapping and needs no fd.
-  Register(ring->fd());
 
   std::vector<int> close_fds;
   {
@@ -328,13 +319,10 @@ absl::StatusOr<WorkerId> ForkTransport::StartWorker(uint32_t generation) {
     signal(SIGTERM, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    WorkerMain(pair.write.get(), parent, close_fds, slot,
-               ring->valid() ? &*ring : nullptr);
+    WorkerMain(pair.write.get(), parent, close_fds, slot);
   }
   int fork_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  Unregister(ring->fd());
-  ring->CloseFd();
   if (pid < 0) {
     munmap(page, sizeof(std::atomic<uint64_t>));
     return absl::ErrnoToStatus(fork_errno, "fork");
@@ -344,7 +332,6 @@ absl::StatusOr<WorkerId> ForkTransport::StartWorker(uint32_t generation) {
   p->pid = pid;
   p->sock = std::move(pair.read);
   p->slot = slot;
-  p->ring = *std::move(ring);
   int pidfd = PidfdOpen(pid);
   if (pidfd >= 0) p->pidfd.reset(pidfd);
   absl::Status nb = SetNonBlocking(p->sock.get());
@@ -373,8 +360,7 @@ void ReportInitFailure(int sock, const absl::Status& s) {
 
 void ForkTransport::WorkerMain(int sock, pid_t parent,
                                const std::vector<int>& close_fds,
-                               std::atomic<uint64_t>* slot,
-                               ResultRing* ring) {
+                               std::atomic<uint64_t>* slot) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(1);
   for (int fd : close_fds) {
@@ -396,13 +382,15 @@ void ForkTransport::WorkerMain(int sock, pid_t parent,
     }
   }
   TableFunctions functions(table_);
-  RunWorkerLoop(sock, slot, options_.max_payload, ring, &functions);
+  RunWorkerLoop(sock, slot, options_.max_payload, options_.ring_capacity,
+                &functions);
   fflush(nullptr);
   _exit(0);
 }
 
 void RunWorkerLoop(int sock, std::atomic<uint64_t>* slot, size_t max_payload,
-                   ResultRing* ring, WorkerFunctions* functions) {
+                   size_t ring_capacity, WorkerFunctions* functions) {
+  ResultRing ring;  // made with the first large result
   std::string out;
   std::string bare;  // a result sent as it is (ChunkRunner::RunBare)
   const int64_t pid = getpid();
@@ -506,8 +494,20 @@ void RunWorkerLoop(int sock, std::atomic<uint64_t>* slot, size_t max_payload,
       start += kHeader + len;
       ++ran;
       int64_t now = mp::MonotonicNanos();
+      if (!bare.empty() && ring_capacity > 0 && !ring.valid()) {
+        absl::StatusOr<ResultRing> made = ResultRing::Create(ring_capacity);
+        if (made.ok()) {
+          std::string frame(kHeader, '\0');
+          PutHeader(&frame, 0, 0, kRingFd, 0);
+          if (!SendWithFd(sock, frame, made->fd()).ok()) return;
+          made->CloseFd();
+          ring = *std::move(made);
+        } else {
+          ring_capacity = 0;  // no memfd here: the socket it is
+        }
+      }
       RingRecord record;
-      if (!bare.empty() && ring != nullptr && ring->Put(bare, &record)) {
+      if (!bare.empty() && ring.valid() && ring.Put(bare, &record)) {
         // In the ring: only its record travels, at once (the pool frees the
         // ring as it reads records).
         out.resize(at + kHeader + RingRecord::kEncodedSize);
@@ -692,6 +692,10 @@ void ForkTransport::ParseLocked(Proc& p, std::vector<TransportEvent>* events) {
       }
       break;
     }
+    if (word == kRingFd) {  // its fd was taken when read
+      pos += kHeader + len;
+      continue;
+    }
     TransportEvent ev;
     ev.worker = p.id;
     ev.task_id = task;
@@ -743,8 +747,14 @@ void ForkTransport::ReadLocked(Proc& p, std::vector<TransportEvent>* events,
       dst = p.in.Reserve(kReadChunk);
       want = kReadChunk;
     }
-    ssize_t n = ::read(p.sock.get(), dst, want);
-    if (n < 0 && errno == EINTR) continue;
+    UniqueFd fd;
+    ssize_t n = ReceiveWithFd(p.sock.get(), dst, want, &fd);
+    if (fd && !p.ring.valid()) {
+      // The worker's ring (its kRingFd frame is among these bytes). One
+      // that cannot be mapped is ignored: records naming it then fail.
+      absl::StatusOr<ResultRing> ring = ResultRing::Map(fd.get());
+      if (ring.ok()) p.ring = *std::move(ring);
+    }
     if (n <= 0) {
       if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) p.eof = true;
       return;

@@ -10,10 +10,12 @@
 // where `word` is the function index (pool -> worker) or the result kind
 // (worker -> pool: 0 ok, 1 task failure, 2 initializer failure, 3 a bare
 // string result, 4 a bare string result in the worker's `ResultRing`, the
-// payload being its 24-byte `RingRecord`). Other payloads are codec bytes
-// (`runner.h`). A worker runs every task it reads, in order, and writes its
-// results back in batches (at least every millisecond); a large string
-// result goes through its ring when there is room, and is sent at once.
+// payload being its 24-byte `RingRecord`, 5 the ring's memfd, passed with
+// the frame as SCM_RIGHTS). Other payloads are codec bytes (`runner.h`). A
+// worker runs every task it reads, in order, and writes its results back in
+// batches (at least every millisecond); a large string result goes through
+// its ring when there is room, and is sent at once. A worker makes its ring
+// with its first large result, so a pool whose results are small maps none.
 //
 // A worker's death is seen by the pool's poll loop through its pidfd
 // (`pidfd_open`; socket EOF where the kernel lacks it), with no timers. Each
@@ -69,11 +71,13 @@ class WorkerFunctions {
 // A worker's side of the transport, whatever started it: reads task frames
 // from `sock` until EOF, runs each with its runner from `functions`, and
 // writes the results back in batches. `*slot` holds the id of the task
-// running (0 between tasks). Large string results go through `ring` when it
-// is valid and has room. A result larger than `max_payload` fails its task
-// with kResourceExhausted. Returns at EOF or when the pool is gone.
+// running (0 between tasks). With its first large string result, the worker
+// creates a `ResultRing` of `ring_capacity` bytes (0: none) and sends the
+// pool its fd; such results then go through the ring when it has room. A
+// result larger than `max_payload` fails its task with kResourceExhausted.
+// Returns at EOF or when the pool is gone.
 void RunWorkerLoop(int sock, std::atomic<uint64_t>* slot, size_t max_payload,
-                   ResultRing* ring, WorkerFunctions* functions);
+                   size_t ring_capacity, WorkerFunctions* functions);
 
 // ReportInitFailure()
 //
@@ -88,9 +92,6 @@ struct LaunchedWorker {
   // A shared page of sizeof(std::atomic<uint64_t>) bytes, mapped here and
   // in the worker; the transport munmaps it.
   std::atomic<uint64_t>* slot = nullptr;
-  // Shared with the worker, which mapped it from `ring.fd()`; may be
-  // invalid (large results then come over `sock`).
-  ResultRing ring;
   // Waits for the (ended or killed) worker; returns its exit code as
   // `mp::Process::exitcode()` does (-N: killed by signal N).
   std::function<int()> reap;
@@ -176,7 +177,7 @@ class ForkTransport : public Transport {
     UniqueFd sock;
     UniqueFd pidfd;
     std::atomic<uint64_t>* slot = nullptr;  // shared page: running task id
-    ResultRing ring;                        // the worker's large results
+    ResultRing ring;  // the worker's large results, once it sent the fd
     std::string out;
     size_t out_off = 0;
     ReadBuffer in;           // bytes not yet parsed
@@ -205,8 +206,7 @@ class ForkTransport : public Transport {
   void ReapLocked(Proc& p, std::vector<TransportEvent>* events);
   [[noreturn]] void WorkerMain(int sock, pid_t parent,
                                const std::vector<int>& close_fds,
-                               std::atomic<uint64_t>* slot,
-                               ResultRing* ring);
+                               std::atomic<uint64_t>* slot);
 
   const FunctionTable* table_;
   ForkTransportOptions options_;

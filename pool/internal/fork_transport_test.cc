@@ -257,14 +257,17 @@ TEST(ForkTransportTest, WithoutARingLargeResultsComeOverTheSocket) {
 }
 
 // A "worker" that answers each task with a ring record lying outside its
-// ring, as a broken or hostile worker might.
+// ring, as a broken or hostile worker might: without having sent a ring,
+// after sending a pipe as its ring, or with a real ring.
+enum class Lie { kNoRing, kPipeAsRing, kOutsideTheRing };
+
 class LyingLauncher : public WorkerLauncher {
  public:
+  explicit LyingLauncher(Lie lie) : lie_(lie) {}
+
   absl::StatusOr<LaunchedWorker> Launch() override {
     absl::StatusOr<FdPair> pair = MakeSocketPair();
     if (!pair.ok()) return pair.status();
-    absl::StatusOr<ResultRing> ring = ResultRing::Create(1 << 16);
-    if (!ring.ok()) return ring.status();
     void* page = mmap(nullptr, sizeof(std::atomic<uint64_t>),
                       PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (page == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap");
@@ -272,21 +275,7 @@ class LyingLauncher : public WorkerLauncher {
     if (pid < 0) return absl::ErrnoToStatus(errno, "fork");
     if (pid == 0) {
       pair->read.reset();
-      int fd = pair->write.get();
-      char header[16];
-      while (ReadExact(fd, header, sizeof header).ok()) {
-        uint32_t len;
-        std::memcpy(&len, header, 4);
-        std::string body(len, '\0');
-        if (!ReadExact(fd, &body[0], len).ok()) break;
-        char frame[16 + RingRecord::kEncodedSize];
-        uint32_t rlen = RingRecord::kEncodedSize, word = 4;  // kResultOkRing
-        std::memcpy(frame, &rlen, 4);
-        std::memcpy(frame + 4, &word, 4);
-        std::memcpy(frame + 8, header + 8, 8);  // the task id
-        RingRecord{1 << 20, 100, 100}.EncodeTo(frame + 16);
-        if (!WriteAll(fd, absl::string_view(frame, sizeof frame)).ok()) break;
-      }
+      Lies(pair->write.get());
       _exit(0);
     }
     pair->write.reset();
@@ -294,50 +283,88 @@ class LyingLauncher : public WorkerLauncher {
     w.pid = pid;
     w.sock = std::move(pair->read);
     w.slot = new (page) std::atomic<uint64_t>(0);
-    w.ring = *std::move(ring);
     w.reap = [pid] {
       absl::StatusOr<int> code = WaitPid(pid);
       return code.ok() ? *code : 255;
     };
     return w;
   }
+
+ private:
+  // Frames as fork_transport.h describes them.
+  static std::string Frame(uint32_t word, uint64_t task, std::string payload) {
+    std::string f(16, '\0');
+    uint32_t len = static_cast<uint32_t>(payload.size());
+    std::memcpy(&f[0], &len, 4);
+    std::memcpy(&f[4], &word, 4);
+    std::memcpy(&f[8], &task, 8);
+    return f + payload;
+  }
+
+  void Lies(int fd) {
+    absl::StatusOr<ResultRing> ring = ResultRing::Create(1 << 16);
+    absl::StatusOr<FdPair> pipe = MakePipe();
+    if (!ring.ok() || !pipe.ok()) return;
+    const int sent_fd = lie_ == Lie::kPipeAsRing ? pipe->read.get() : ring->fd();
+    if (lie_ != Lie::kNoRing &&
+        !SendWithFd(fd, Frame(5, 0, ""), sent_fd).ok()) {  // kRingFd
+      return;
+    }
+    char header[16];
+    while (ReadExact(fd, header, sizeof header).ok()) {
+      uint32_t len;
+      std::memcpy(&len, header, 4);
+      std::string body(len, '\0');
+      if (!ReadExact(fd, &body[0], len).ok()) return;
+      uint64_t task;
+      std::memcpy(&task, header + 8, 8);
+      std::string record(RingRecord::kEncodedSize, '\0');
+      RingRecord{1 << 20, 100, (1 << 20) + 100}.EncodeTo(&record[0]);
+      if (!WriteAll(fd, Frame(4, task, record)).ok()) return;  // kResultOkRing
+    }
+  }
+
+  const Lie lie_;
 };
 
 TEST(ForkTransportTest, AWorkerSendingABadRingRecordFailsItsTaskAndEnds) {
-  testing::LeakCheck leaks;
-  {
-    auto table = std::make_unique<FunctionTable>();
-    table->Add(std::make_shared<CallRunner<int (*)(int), int, false>>(&SleepMs));
-    ForkTransportOptions options;
-    options.launcher = std::make_shared<LyingLauncher>();
-    absl::StatusOr<std::unique_ptr<ForkTransport>> transport =
-        ForkTransport::Create(table.get(), options);
-    ASSERT_TRUE(transport.ok()) << transport.status();
-    Core core(CoreOptions{.processes = 1}, std::move(table),
-              *std::move(transport));
-    ASSERT_TRUE(core.Start().ok());
-    const std::vector<int64_t> first = core.WorkerPids();
-    absl::Notification done;
-    absl::StatusOr<std::string> got;
-    Core::TaskSpec spec;
-    spec.function = 0;
-    spec.payload = Encode(std::vector<int>{0});
-    spec.done = [&](absl::StatusOr<std::string> r) {
-      got = std::move(r);
-      done.Notify();
-    };
-    ASSERT_TRUE(core.Submit({std::move(spec)}).ok());
-    ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
-    EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss) << got.status();
-    EXPECT_TRUE(absl::StrContains(got.status().message(), "sent a bad result"))
-        << got.status();
-    // The liar is killed and replaced.
-    for (int i = 0; i < 1000 && core.WorkerPids() == first; ++i) usleep(1000);
-    EXPECT_NE(core.WorkerPids(), first);
-    core.Close();
-    (void)core.Join();  // the liar's end is reported as a lost worker
+  for (Lie lie : {Lie::kNoRing, Lie::kPipeAsRing, Lie::kOutsideTheRing}) {
+    SCOPED_TRACE(static_cast<int>(lie));
+    testing::LeakCheck leaks;
+    {
+      auto table = std::make_unique<FunctionTable>();
+      table->Add(std::make_shared<CallRunner<int (*)(int), int, false>>(&SleepMs));
+      ForkTransportOptions options;
+      options.launcher = std::make_shared<LyingLauncher>(lie);
+      absl::StatusOr<std::unique_ptr<ForkTransport>> transport =
+          ForkTransport::Create(table.get(), options);
+      ASSERT_TRUE(transport.ok()) << transport.status();
+      Core core(CoreOptions{.processes = 1}, std::move(table),
+                *std::move(transport));
+      ASSERT_TRUE(core.Start().ok());
+      const std::vector<int64_t> first = core.WorkerPids();
+      absl::Notification done;
+      absl::StatusOr<std::string> got;
+      Core::TaskSpec spec;
+      spec.function = 0;
+      spec.payload = Encode(std::vector<int>{0});
+      spec.done = [&](absl::StatusOr<std::string> r) {
+        got = std::move(r);
+        done.Notify();
+      };
+      ASSERT_TRUE(core.Submit({std::move(spec)}).ok());
+      ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+      EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss) << got.status();
+      EXPECT_TRUE(absl::StrContains(got.status().message(), "sent a bad result"))
+          << got.status();
+      // The liar is killed and replaced.
+      for (int i = 0; i < 1000 && core.WorkerPids() == first; ++i) usleep(1000);
+      EXPECT_NE(core.WorkerPids(), first);
+      core.Close();
+      (void)core.Join();  // the liar's end is reported as a lost worker
+    }
+    EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
   }
-  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
 }
 
 // A thread that waits for a result polls the workers itself ("drives", see

@@ -75,54 +75,14 @@ absl::StatusOr<std::atomic<uint64_t>*> MapSlot(int fd, bool init) {
   return static_cast<std::atomic<uint64_t>*>(page);
 }
 
-absl::Status SendFd(int sock, int fd) {
-  char byte = 0;
-  struct iovec iov = {&byte, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  std::memset(control, 0, sizeof control);
-  struct msghdr msg;
-  std::memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  for (;;) {
-    ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-    if (n == 1) return absl::OkStatus();
-    if (n < 0 && errno == EINTR) continue;
-    return absl::ErrnoToStatus(errno, "sendmsg");
-  }
-}
-
 absl::StatusOr<UniqueFd> ReceiveFd(int sock) {
   char byte;
-  struct iovec iov = {&byte, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  struct msghdr msg;
-  std::memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n;
-  do {
-    n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
+  UniqueFd fd;
+  ssize_t n = ReceiveWithFd(sock, &byte, 1, &fd);
   if (n < 0) return absl::ErrnoToStatus(errno, "recvmsg");
   if (n == 0) return absl::OutOfRangeError("the pool closed the connection");
-  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (c == nullptr || c->cmsg_level != SOL_SOCKET ||
-      c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) {
-    return absl::DataLossError("expected one fd from the pool");
-  }
-  int fd;
-  std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
-  return UniqueFd(fd);
+  if (!fd) return absl::DataLossError("expected one fd from the pool");
+  return fd;
 }
 
 // A function a worker could not resolve: each of its tasks fails.
@@ -216,11 +176,6 @@ int PoolWorkerMain(std::string address, std::string token, uint64_t seq,
   absl::StatusOr<std::atomic<uint64_t>*> slot = MapSlot(memfd->get(), false);
   if (!slot.ok()) return 1;
   memfd->reset();
-  absl::StatusOr<UniqueFd> ring_fd = ReceiveFd(sock.get());
-  if (!ring_fd.ok()) return 1;
-  absl::StatusOr<ResultRing> ring = ResultRing::Map(ring_fd->get());
-  if (!ring.ok()) return 1;
-  ring_fd->reset();
   if (!init_name.empty()) {
     absl::Status s = RunInitializer(init_name, init_args, init_returns_status);
     if (!s.ok()) {
@@ -229,8 +184,8 @@ int PoolWorkerMain(std::string address, std::string token, uint64_t seq,
     }
   }
   RegisteredFunctions functions;
-  RunWorkerLoop(sock.get(), *slot, static_cast<size_t>(max_payload), &*ring,
-                &functions);
+  RunWorkerLoop(sock.get(), *slot, static_cast<size_t>(max_payload),
+                ResultRing::kDefaultCapacity, &functions);
   return 0;
 }
 
@@ -327,15 +282,14 @@ absl::StatusOr<LaunchedWorker> RemoteLauncher::Launch() {
   if (!memfd.ok()) return fail(memfd.status());
   absl::StatusOr<std::atomic<uint64_t>*> slot = MapSlot(memfd->get(), true);
   if (!slot.ok()) return fail(slot.status());
-  absl::StatusOr<ResultRing> ring = ResultRing::Create();
-  absl::Status sent = ring.ok() ? SendFd(conn.get(), memfd->get()) : ring.status();
-  if (sent.ok()) sent = SendFd(conn.get(), ring->fd());
+  // The slot memfd travels with one byte.
+  absl::Status sent =
+      SendWithFd(conn.get(), absl::string_view("", 1), memfd->get());
   if (!sent.ok()) {
     munmap(*slot, sizeof(std::atomic<uint64_t>));
     return fail(sent);
   }
   LaunchedWorker w;
-  w.ring = *std::move(ring);
   if (sentinel >= 0) {
     absl::StatusOr<UniqueFd> exit_fd = DupCloexec(sentinel);
     if (!exit_fd.ok()) {

@@ -16,10 +16,10 @@
 // says so and the worker sends the result over the socket as before: a slow
 // pool never makes a worker wait on the ring.
 //
-//   // pool, before the worker starts (fork: the mapping is inherited;
-//   // otherwise pass `fd()` to the worker and `Map()` it there):
-//   MP_ASSIGN_OR_RETURN(ResultRing ring, ResultRing::Create(8 << 20));
-//   // worker:
+//   // worker, with its first large result (the pool maps `fd()`, which it
+//   // gets over the socket, with `Map()`):
+//   MP_ASSIGN_OR_RETURN(ResultRing ring, ResultRing::Create());
+//   // worker, for each large result:
 //   RingRecord rec;
 //   if (ring.Put(result, &rec)) SendRecord(rec); else SendBytes(result);
 //   // pool, for each record, in order:
@@ -59,20 +59,19 @@ struct RingRecord {
 class ResultRing {
  public:
   // The ring of pool workers: large enough for a few large results in
-  // flight, small enough to map for every worker (its pages are only
-  // allocated when results pass through).
+  // flight; its pages are allocated as results pass through, and only
+  // workers that return large results make one.
   static constexpr size_t kDefaultCapacity = size_t{8} << 20;
 
   // ResultRing::Create()
   //
-  // Maps a new ring of `capacity` bytes on a memfd (a multiple of the page
-  // size; rounded up). Children forked afterwards share the mapping.
+  // Maps a new ring of `capacity` bytes (rounded up to pages) on a memfd.
   static absl::StatusOr<ResultRing> Create(size_t capacity = kDefaultCapacity);
 
   // ResultRing::Map()
   //
-  // Maps the ring behind `fd` (another process's `fd()`), e.g. in a worker
-  // that was not forked from the pool. Errors: the fd is not a ring.
+  // Maps the ring behind `fd` (another process's `fd()`). Errors: the fd is
+  // not a ring.
   static absl::StatusOr<ResultRing> Map(int fd);
 
   ResultRing() = default;
