@@ -69,6 +69,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "ipc/codec.h"
+#include "process/exception_name.h"
 
 // MP_REGISTER(function)
 //
@@ -176,9 +177,6 @@ std::string EncodeArgs(const void* args) {
   return Encode(*static_cast<const Args*>(args));
 }
 
-// Demangled type of the exception being handled ("unknown exception").
-std::string CurrentExceptionTypeName();
-
 // Whether the codec supports `T` as a result (conservative: the types the
 // codec documents, nested). Decides whether `call_chunk` exists, so that a
 // registration never fails to compile for its result type.
@@ -271,12 +269,12 @@ bool CallChunk(const void* fn, absl::string_view bytes, std::string* out,
         }
       } catch (const std::exception& e) {
         error->offset = static_cast<uint32_t>(i);
-        error->type = CurrentExceptionTypeName();
+        error->type = mp::CurrentExceptionTypeName();
         error->message = e.what();
         return false;
       } catch (...) {
         error->offset = static_cast<uint32_t>(i);
-        error->type = CurrentExceptionTypeName();
+        error->type = mp::CurrentExceptionTypeName();
         error->message = "(not a std::exception)";
         return false;
       }
@@ -289,7 +287,7 @@ bool CallChunk(const void* fn, absl::string_view bytes, std::string* out,
     }
     return true;
   } catch (...) {
-    error->type = CurrentExceptionTypeName();
+    error->type = mp::CurrentExceptionTypeName();
     error->message = "while decoding or encoding";
     return false;
   }

@@ -22,8 +22,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "process/status_macros.h"
+#include "process/exception_name.h"
 #include "process/spawn.h"
+#include "process/status_macros.h"
 #include "process/spin.h"
 
 #ifndef SYS_pidfd_open
@@ -371,9 +372,9 @@ void ForkTransport::WorkerMain(int sock, pid_t parent,
     try {
       s = options_.initializer();
     } catch (const std::exception& e) {
-      s = absl::UnknownError(absl::StrCat(CurrentExceptionType(), ": ", e.what()));
+      s = absl::UnknownError(absl::StrCat(mp::CurrentExceptionTypeName(), ": ", e.what()));
     } catch (...) {
-      s = absl::UnknownError(CurrentExceptionType());
+      s = absl::UnknownError(mp::CurrentExceptionTypeName());
     }
     if (!s.ok()) {
       ReportInitFailure(sock, s);

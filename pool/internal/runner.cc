@@ -1,10 +1,5 @@
 #include "pool/internal/runner.h"
 
-#include <cxxabi.h>
-
-#include <cstdlib>
-#include <typeinfo>
-
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 
@@ -22,16 +17,6 @@ uint32_t FunctionTable::Add(std::shared_ptr<ChunkRunner> runner,
   uint32_t index = static_cast<uint32_t>(runners_.size() - 1);
   if (keyed) by_key_.emplace(key, index);
   return index;
-}
-
-std::string CurrentExceptionType() {
-  std::type_info* type = abi::__cxa_current_exception_type();
-  if (type == nullptr) return "unknown exception";
-  int status = 0;
-  char* demangled = abi::__cxa_demangle(type->name(), nullptr, nullptr, &status);
-  std::string name = (status == 0 && demangled) ? demangled : type->name();
-  std::free(demangled);
-  return name;
 }
 
 absl::Status FailureToStatus(const TaskFailure& f, int64_t base_index) {

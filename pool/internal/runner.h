@@ -106,10 +106,6 @@ class FunctionTable {
   std::map<std::pair<const void*, uintptr_t>, uint32_t> by_key_;
 };
 
-// Demangled name of the exception being handled (inside a catch block), or
-// "unknown exception".
-std::string CurrentExceptionType();
-
 // FailureToStatus()
 //
 // The status a caller sees for a failed item: the worker's code (kUnknown

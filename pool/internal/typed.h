@@ -26,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "ipc/codec.h"
 #include "pool/internal/runner.h"
+#include "process/exception_name.h"
 
 namespace mp {
 namespace pool_internal {
@@ -177,12 +178,12 @@ class CallRunner : public ChunkRunner {
           }
         } catch (const std::exception& e) {
           failure->offset = static_cast<uint32_t>(i);
-          failure->type = CurrentExceptionType();
+          failure->type = mp::CurrentExceptionTypeName();
           failure->message = e.what();
           return false;
         } catch (...) {
           failure->offset = static_cast<uint32_t>(i);
-          failure->type = CurrentExceptionType();
+          failure->type = mp::CurrentExceptionTypeName();
           failure->message = "(not a std::exception)";
           return false;
         }
@@ -197,7 +198,7 @@ class CallRunner : public ChunkRunner {
       EncodeResults(results, out);
       return true;
     } catch (...) {
-      failure->type = CurrentExceptionType();
+      failure->type = mp::CurrentExceptionTypeName();
       failure->message = "while decoding or encoding";
       return false;
     }

@@ -1,6 +1,5 @@
 #include "process/internal/runtime.h"
 
-#include <cxxabi.h>
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
@@ -19,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "process/exception_name.h"
 #include "process/internal/forkserver.h"
 #include "process/internal/reaper.h"
 #include "process/register.h"
@@ -123,15 +123,6 @@ __attribute__((constructor(101))) void BootWithoutRegistrations() {
   MaybeBoot();
 }
 
-std::string Demangle(const char* name) {
-  int status = 0;
-  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
-  if (d == nullptr) return name;
-  std::string out = d;
-  std::free(d);
-  return out;
-}
-
 }  // namespace
 
 // ---- register.h ------------------------------------------------------------
@@ -161,11 +152,6 @@ const Registration* FindRegistrationByName(absl::string_view name) {
 
 int RegistrationCount() { return g_registration_count.load(); }
 
-std::string CurrentExceptionTypeName() {
-  std::type_info* type = abi::__cxa_current_exception_type();
-  if (type == nullptr) return "unknown exception";
-  return Demangle(type->name());
-}
 
 void ReportBadArguments(const absl::Status& status) {
   std::fprintf(stderr, "Process %s: cannot decode the arguments: %s\n",
@@ -267,7 +253,7 @@ MP_PROCESS_CHILD_TEXT void RunAndExit(int (*body)(void*), void* arg) noexcept {
   } catch (const std::exception& e) {
     FlushStdio();
     std::fprintf(stderr, "Process %s: %s: %s\n", CurrentSelf().name.c_str(),
-                 Demangle(typeid(e).name()).c_str(), e.what());
+                 DemangledTypeName(typeid(e).name()).c_str(), e.what());
     code = 1;
   } catch (...) {
     FlushStdio();
