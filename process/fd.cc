@@ -7,10 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <climits>
 #include <cstdint>
+#include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
 namespace mp {
@@ -69,6 +70,21 @@ absl::StatusOr<bool> PollFor(int fd, short events, absl::Duration timeout) {
   }
 }
 
+// After write-like `call` on `fd` failed (errno set): OK to try again
+// (EINTR; EAGAIN once `fd` is writable), else the error (`kOutOfRange` when
+// the peer closed the connection).
+absl::Status AfterFailedWrite(int fd, const char* call) {
+  if (errno == EINTR) return absl::OkStatus();
+  if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    return WaitWritable(fd, absl::InfiniteDuration()).status();
+  }
+  if (errno == EPIPE || errno == ECONNRESET) {
+    return absl::OutOfRangeError(
+        absl::StrCat(call, ": peer closed the connection"));
+  }
+  return absl::ErrnoToStatus(errno, call);
+}
+
 }  // namespace
 
 absl::StatusOr<bool> WaitReadable(int fd, absl::Duration timeout) {
@@ -89,16 +105,8 @@ absl::Status WriteAll(int fd, absl::string_view data) {
       left -= static_cast<size_t>(n);
       continue;
     }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      absl::StatusOr<bool> ready = WaitWritable(fd, absl::InfiniteDuration());
-      if (!ready.ok()) return ready.status();
-      continue;
-    }
-    if (errno == EPIPE || errno == ECONNRESET) {
-      return absl::OutOfRangeError("write: peer closed the connection");
-    }
-    return absl::ErrnoToStatus(errno, "write");
+    absl::Status again = AfterFailedWrite(fd, "write");
+    if (!again.ok()) return again;
   }
   return absl::OkStatus();
 }
@@ -189,16 +197,8 @@ absl::Status SendWithFd(int sock, absl::string_view data, int fd) {
   for (;;) {
     n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
     if (n >= 0) break;
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      absl::StatusOr<bool> ready = WaitWritable(sock, absl::InfiniteDuration());
-      if (!ready.ok()) return ready.status();
-      continue;
-    }
-    if (errno == EPIPE || errno == ECONNRESET) {
-      return absl::OutOfRangeError("sendmsg: peer closed the connection");
-    }
-    return absl::ErrnoToStatus(errno, "sendmsg");
+    absl::Status again = AfterFailedWrite(sock, "sendmsg");
+    if (!again.ok()) return again;
   }
   data.remove_prefix(static_cast<size_t>(n));  // the fd went with the first byte
   return WriteAll(sock, data);
