@@ -3,13 +3,12 @@
 //
 //   bazel run -c opt //bench:pool_static_benchmark
 //
-// Why a second binary: a fork copies the parent's memory mappings, and a
-// program dynamically linked against Debian's shared abseil (about 30 .so
-// files, ~210 mappings) pays ~230 us per fork here against ~60 us for the
-// same program linked statically (what a deployment of an mp program would
-// be, and how //bench:process_static_benchmark measures Process start).
-// `pool_benchmark` measures the same pool case in the dynamically linked
-// Google Benchmark binary; docs/PERFORMANCE.md quotes both.
+// Why a second binary: a fork copies the parent's memory mappings, so
+// start-up depends on how the program is linked. The Google Benchmark
+// binary links libbenchmark, libstdc++ and glibc as shared libraries (abseil
+// is linked statically, third_party/gen_absl_build.py); this one links
+// everything statically, as //bench:process_static_benchmark measures
+// Process start. docs/PERFORMANCE.md quotes both.
 
 #include <sys/wait.h>
 #include <unistd.h>

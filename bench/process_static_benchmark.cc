@@ -6,12 +6,11 @@
 //
 // Why a second binary: the spawn start method re-executes the program
 // itself, so its cost is mostly the program's own start-up. Google
-// Benchmark is only available as a shared library here, and dynamic loading
-// of libbenchmark.so, libstdc++.so and ~30 abseil .so files costs ~5 ms per
-// exec on this machine, more than everything else together. A statically
-// linked program (what a deployment of an mp program would be) starts in
-// ~0.4 ms. `process_benchmark` measures the same cases in the dynamically
-// linked Google Benchmark binary.
+// Benchmark is only available as a shared library here, and the dynamic
+// loading of libbenchmark.so, libstdc++.so and glibc is a large part of an
+// exec on this machine. A statically linked program starts in ~0.4 ms.
+// `process_benchmark` measures the same cases in the dynamically linked
+// Google Benchmark binary.
 
 #include <sys/wait.h>
 #include <unistd.h>

@@ -29,20 +29,20 @@ COMPARISONS = [
                peer=Bench("pool_benchmark", "BM_RawSocketpair1MiB/real_time"),
                goal=fraction(0.7)),
     # Not the peer: the same raw transfer where each 1 MiB lands in a
-    # new std::string kept until the iteration ends, as Map's results are.
-    # Shows what fresh result memory costs by itself on this machine (page
-    # faults), next to the row above.
+    # new std::string (zero-filled, then read into) kept until the iteration
+    # ends, as Map's results are: what fresh result memory costs when glibc
+    # gives it back to the kernel between iterations (page faults).
     Comparison("1 MiB results through Pool.Map vs raw socketpair keeping each result in a new std::string (C, informational)",
                mp=Bench("pool_benchmark", "BM_PoolResult1MiB/1/real_time"),
                peer=Bench("pool_benchmark", "BM_RawSocketpair1MiBKeepResults/real_time"),
                goal=fraction(0.7)),
-    Comparison("Pool(2) start + Close + Join vs Python (Google Benchmark binary, dynamically linked)",
+    Comparison("Pool(2) start + Close + Join vs Python (Google Benchmark binary: libstdc++, glibc shared)",
                mp=Bench("pool_benchmark", "BM_PoolStartCloseJoin/real_time"),
                peer=Script(PY, "start_close_join"),
                goal=at_least(10)),
-    # The same in a statically linked program, as the Process start rows are
-    # measured (bench/pool_static_benchmark.cc says why: fork copies ~210
-    # mappings of the shared abseil build).
+    # The same in a fully static program, as the Process start rows are
+    # measured (bench/pool_static_benchmark.cc: fork copies the program's
+    # mappings).
     Comparison("Pool(2) start + Close + Join vs Python (static binary)",
                mp=Bench("pool_static_benchmark", "BM_PoolStartCloseJoin/fork"),
                peer=Script(PY, "start_close_join"),

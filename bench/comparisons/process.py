@@ -1,8 +1,8 @@
 # mp::Process start+join against a bare fork and Python's multiprocessing.
 # Measured in process_static_benchmark, a fully static mp program: the spawn
 # start method re-executes the program, so its cost is mostly the program's
-# start-up, and Debian ships abseil and Google Benchmark only as ~35 shared
-# libraries (5+ ms of dynamic loading per exec). process_benchmark measures
+# start-up, and Debian ships Google Benchmark only as a shared library (its
+# dynamic loading, with libstdc++'s, dominates an exec). process_benchmark measures
 # the same cases in the dynamically linked Google Benchmark binary; see
 # docs/process.md for both.
 # Run: MP_BAZEL="bazel --output_base=$OB" python3 bench/compare.py --area process
