@@ -108,14 +108,18 @@ struct ChunkError {
 // `fn` on each, and appends the encoded `std::vector<Result>` (for `void`,
 // the count as a `uint64_t`) to `*out`; on the first exception or bad input
 // it returns false with `*error` filled (a function without parameters
-// takes the count of calls as a `uint64_t` instead). Never throws. nullptr
-// when the codec does not support the result type.
+// takes the count of calls as a `uint64_t` instead). With `string_result`
+// not null, a chunk of one call whose result is a `std::string` moves that
+// string there instead of encoding it (a pool sends large ones as they
+// are). Never throws. nullptr when the codec does not support the result
+// type.
 struct Registration {
   const char* name;
   const void* fn;
   int (*invoke)(const void* fn, absl::string_view args);
   std::string (*encode)(const void* args);
   bool (*call_chunk)(const void* fn, absl::string_view args, std::string* out,
+                     std::optional<std::string>* string_result,
                      ChunkError* error);
   Registration* next;
 };
@@ -231,6 +235,7 @@ struct ResultCodable<std::unordered_set<K, H, E, A>> : ResultCodable<K> {};
 
 template <typename R, typename... P>
 bool CallChunk(const void* fn, absl::string_view bytes, std::string* out,
+               std::optional<std::string>* string_result,
                ChunkError* error) noexcept {
   using Args = std::tuple<std::decay_t<P>...>;
   using Result = std::decay_t<R>;
@@ -279,6 +284,14 @@ bool CallChunk(const void* fn, absl::string_view bytes, std::string* out,
         return false;
       }
     }
+    if constexpr (std::is_same<Result, std::string>::value) {
+      if (string_result != nullptr && results.size() == 1) {
+        string_result->emplace(std::move(results[0]));
+        return true;
+      }
+    } else {
+      (void)string_result;
+    }
     if constexpr (std::is_void<R>::value ||
                   std::is_same<Result, std::monostate>::value) {
       EncodeTo(static_cast<uint64_t>(results.size()), out);
@@ -296,7 +309,7 @@ bool CallChunk(const void* fn, absl::string_view bytes, std::string* out,
 template <typename R, typename... P>
 constexpr auto ChunkCallerFor() {
   using Caller = bool (*)(const void*, absl::string_view, std::string*,
-                          ChunkError*);
+                          std::optional<std::string>*, ChunkError*);
   if constexpr (std::is_void<R>::value ||
                 ResultCodable<std::decay_t<R>>::value) {
     return static_cast<Caller>(&CallChunk<R, P...>);

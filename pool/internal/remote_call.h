@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -56,13 +57,38 @@ class RegisteredRunner : public ChunkRunner {
 
   bool Run(absl::string_view args, std::string* out,
            TaskFailure* failure) noexcept override {
+    return RunBare(args, out, nullptr, failure);
+  }
+
+  // A one-call chunk's `std::string` result of at least `kBareStringMin`
+  // bytes goes to `*bare` as it is; a shorter one is encoded as `Run()`
+  // would.
+  bool RunBare(absl::string_view args, std::string* out, std::string* bare,
+               TaskFailure* failure) noexcept override {
     process_internal::ChunkError e;
-    if (r_->call_chunk(r_->fn, args, out, &e)) return true;
-    failure->offset = e.offset;
-    failure->code = e.code;
-    failure->type = std::move(e.type);
-    failure->message = std::move(e.message);
-    return false;
+    std::optional<std::string> one;
+    if (!r_->call_chunk(r_->fn, args, out, bare != nullptr ? &one : nullptr,
+                        &e)) {
+      failure->offset = e.offset;
+      failure->code = e.code;
+      failure->type = std::move(e.type);
+      failure->message = std::move(e.message);
+      return false;
+    }
+    if (one.has_value()) {
+      if (one->size() >= kBareStringMin) {
+        *bare = *std::move(one);
+      } else {
+        try {
+          EncodeTo(std::vector<std::string>{*std::move(one)}, out);
+        } catch (...) {
+          failure->type = mp::CurrentExceptionTypeName();
+          failure->message = "while encoding the result";
+          return false;
+        }
+      }
+    }
+    return true;
   }
   const char* remote_name() const override { return r_->name; }
 

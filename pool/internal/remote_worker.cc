@@ -136,7 +136,7 @@ absl::Status RunInitializer(const std::string& name, const std::string& args,
   }
   std::string out;
   process_internal::ChunkError e;
-  if (!r->call_chunk(r->fn, args, &out, &e)) {
+  if (!r->call_chunk(r->fn, args, &out, nullptr, &e)) {
     std::string what =
         e.type.empty() ? e.message : absl::StrCat(e.type, ": ", e.message);
     return absl::Status(static_cast<absl::StatusCode>(e.code), what);
