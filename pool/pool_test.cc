@@ -617,6 +617,40 @@ TEST(PoolTest, LargeStringResultsBareOrEncodedAreExact) {
   EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
 }
 
+// Large results go through each worker's shared result ring. A worker that
+// dies with results of its own in the ring, and its replacement (which
+// makes a new ring), must not lose or mix up anyone else's.
+TEST(PoolTest, LargeResultsSurviveAWorkerDyingBesideThem) {
+  testing::LeakCheck leaks;
+  {
+    Pool pool(Opts(2));
+    std::vector<AsyncResult<std::string>> rs;
+    for (int i = 0; i < 40; ++i) {
+      rs.push_back(pool.ApplyAsync(
+          [](int n) {
+            if (n == 13) raise(SIGKILL);
+            return Pattern((1 << 20) + n);
+          },
+          i));
+    }
+    for (int i = 0; i < 40; ++i) {
+      absl::StatusOr<std::string> v = rs[i].Wait(absl::Seconds(30));
+      if (i == 13) {
+        ASSERT_FALSE(v.ok());
+        EXPECT_TRUE(absl::StrContains(v.status().message(), "worker lost"))
+            << v.status();
+      } else {
+        ASSERT_TRUE(v.ok()) << i << ": " << v.status();
+        EXPECT_TRUE(*v == Pattern((1 << 20) + i)) << "result " << i;
+      }
+    }
+    EXPECT_GE(pool.workers_started(), 3);
+    pool.Close();
+    EXPECT_TRUE(pool.Join().ok());
+  }
+  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
+}
+
 TEST(PoolTest, StringResultDecodedInPlaceAgreesWithTheCodec) {
   using pool_internal::DecodeResults;
   for (const std::vector<std::string>& v : std::vector<std::vector<std::string>>{
