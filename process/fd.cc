@@ -177,17 +177,32 @@ absl::StatusOr<UniqueFd> DupCloexec(int fd) {
   return UniqueFd(n);
 }
 
+namespace {
+
+// Room for the control message that carries one fd.
+struct OneFdControl {
+  alignas(struct cmsghdr) char bytes[CMSG_SPACE(sizeof(int))];
+};
+
+// A msghdr for one buffer and `control`.
+struct msghdr OneBufferMessage(struct iovec* iov, OneFdControl* control) {
+  struct msghdr msg;
+  std::memset(&msg, 0, sizeof msg);
+  msg.msg_iov = iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control->bytes;
+  msg.msg_controllen = sizeof control->bytes;
+  return msg;
+}
+
+}  // namespace
+
 absl::Status SendWithFd(int sock, absl::string_view data, int fd) {
   if (data.empty()) return absl::InvalidArgumentError("SendWithFd: no data");
   struct iovec iov = {const_cast<char*>(data.data()), data.size()};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  std::memset(control, 0, sizeof control);
-  struct msghdr msg;
-  std::memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
+  OneFdControl control;
+  std::memset(control.bytes, 0, sizeof control.bytes);
+  struct msghdr msg = OneBufferMessage(&iov, &control);
   struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
@@ -206,13 +221,8 @@ absl::Status SendWithFd(int sock, absl::string_view data, int fd) {
 
 ssize_t ReceiveWithFd(int sock, void* buf, size_t size, UniqueFd* fd) {
   struct iovec iov = {buf, size};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  struct msghdr msg;
-  std::memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
+  OneFdControl control;
+  struct msghdr msg = OneBufferMessage(&iov, &control);
   ssize_t n;
   do {
     n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
