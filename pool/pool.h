@@ -298,19 +298,14 @@ class Pool {
   template <typename Runner, typename F>
   absl::StatusOr<uint32_t> AddFunction(F f) {
     if (remote_) {
-      if constexpr (process_internal::HasFunctionPointer<F>::value) {
-        auto fp = +f;
-        absl::StatusOr<const process_internal::Registration*> r =
-            pool_internal::ResolveRegistered(reinterpret_cast<const void*>(fp));
-        if (!r.ok()) return r.status();
-        const process_internal::Registration* reg = *r;
-        return core_->AddFunction(
-            [reg] { return std::make_shared<pool_internal::RegisteredRunner>(reg); },
-            {pool_internal::TypeTag<pool_internal::RegisteredRunner>(),
-             reinterpret_cast<uintptr_t>(reg)});
-      } else {
-        return pool_internal::NotRemoteCallableError();
-      }
+      absl::StatusOr<const process_internal::Registration*> r =
+          pool_internal::ResolveCallable(f);
+      if (!r.ok()) return r.status();
+      const process_internal::Registration* reg = *r;
+      return core_->AddFunction(
+          [reg] { return std::make_shared<pool_internal::RegisteredRunner>(reg); },
+          {pool_internal::TypeTag<pool_internal::RegisteredRunner>(),
+           reinterpret_cast<uintptr_t>(reg)});
     }
     auto key = pool_internal::KeyOf<Runner>(f);
     return core_->AddFunction(

@@ -135,6 +135,22 @@ inline absl::Status NotRemoteCallableError() {
       "function)");
 }
 
+// ResolveCallable()
+//
+// `ResolveRegistered()` for a callable: its function pointer's
+// registration, or `NotRemoteCallableError()` when it has none.
+template <typename F>
+absl::StatusOr<const process_internal::Registration*> ResolveCallable(
+    const F& f) {
+  if constexpr (process_internal::HasFunctionPointer<F>::value) {
+    auto fp = +f;
+    return ResolveRegistered(reinterpret_cast<const void*>(fp));
+  } else {
+    (void)f;
+    return NotRemoteCallableError();
+  }
+}
+
 template <typename FnPtr>
 struct FnSig;
 template <typename R, typename... P>
@@ -191,30 +207,22 @@ template <typename F, typename... A>
 RemoteInitializer MakeRemoteInitializer(const F& f, const A&... args) {
   RemoteInitializer init;
   init.set = true;
+  absl::StatusOr<const process_internal::Registration*> r = ResolveCallable(f);
+  if (!r.ok()) {
+    init.error = absl::Status(r.status().code(),
+                              absl::StrCat("initializer: ", r.status().message()));
+    return init;
+  }
   if constexpr (process_internal::HasFunctionPointer<F>::value) {
     using Sig = FnSig<FnPtrOf<F>>;
-    using Args = typename Sig::Args;
-    static_assert(std::tuple_size<Args>::value == sizeof...(A),
+    static_assert(std::tuple_size<typename Sig::Args>::value == sizeof...(A),
                   "mp::PoolOptions::SetInitializer: wrong number of arguments");
-    auto fp = +f;
-    absl::StatusOr<const process_internal::Registration*> r =
-        ResolveRegistered(reinterpret_cast<const void*>(fp));
-    if (!r.ok()) {
-      init.error = absl::Status(r.status().code(),
-                                absl::StrCat("initializer: ", r.status().message()));
-      return init;
-    }
     init.name = (*r)->name;
-    if constexpr (sizeof...(A) == 0) {
-      init.args = Encode(uint64_t{1});
-    } else {
-      init.args = Encode(std::vector<Args>{Args(args...)});
-    }
+    // One call: the same payload as a task of one item.
+    const std::tuple<A...> call(args...);
+    init.args = EncodeRemote<F, /*Star=*/true>(&call, &call + 1);
     init.returns_status =
         std::is_same<std::decay_t<typename Sig::Result>, absl::Status>::value;
-  } else {
-    init.error = absl::InvalidArgumentError(
-        absl::StrCat("initializer: ", NotRemoteCallableError().message()));
   }
   return init;
 }
