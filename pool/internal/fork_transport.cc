@@ -554,29 +554,29 @@ absl::Status ForkTransport::Send(WorkerId worker, uint64_t task_id,
     return absl::OutOfRangeError("worker gone");
   }
   Proc& p = *it->second;
-  size_t at = p.out.size();
+  // A launched worker learns a function's name with its first task.
+  absl::string_view name;
   if (options_.launcher) {
-    // A launched worker learns the function's name with its first task.
     ChunkRunner* runner = table_->Get(function);
-    const char* name = runner != nullptr ? runner->remote_name() : nullptr;
-    if (name != nullptr &&
+    const char* remote = runner != nullptr ? runner->remote_name() : nullptr;
+    if (remote != nullptr &&
         (function >= p.named.size() || !p.named[function])) {
       if (function >= p.named.size()) p.named.resize(function + 1);
       p.named[function] = true;
-      uint32_t name_len = static_cast<uint32_t>(std::strlen(name));
-      p.out.resize(at + kHeader + 4);
-      PutHeader(&p.out, at,
-                static_cast<uint32_t>(4 + name_len + payload.size()),
-                function | kNamedFunction, task_id);
-      std::memcpy(&p.out[at + kHeader], &name_len, 4);
-      p.out.append(name, name_len);
-      p.out.append(payload.data(), payload.size());
-      return absl::OkStatus();
+      name = remote;
     }
   }
+  const uint32_t name_len = static_cast<uint32_t>(name.size());
+  const size_t at = p.out.size();
   p.out.resize(at + kHeader);
-  PutHeader(&p.out, at, static_cast<uint32_t>(payload.size()), function,
-            task_id);
+  PutHeader(&p.out, at,
+            static_cast<uint32_t>((name.empty() ? 0 : 4 + name_len) +
+                                  payload.size()),
+            name.empty() ? function : function | kNamedFunction, task_id);
+  if (!name.empty()) {
+    p.out.append(reinterpret_cast<const char*>(&name_len), 4);
+    p.out.append(name.data(), name.size());
+  }
   p.out.append(payload.data(), payload.size());
   return absl::OkStatus();
 }
