@@ -244,7 +244,7 @@ absl::StatusOr<pid_t> Spawn(const SpawnOptions& options) {
   }
   std::vector<int> scratch(moves.size(), -1);
 
-  absl::StatusOr<FdPair> pipe = MakePipe();
+  absl::StatusOr<FdPair> pipe = MakePipe(O_NONBLOCK);
   if (!pipe.ok()) return pipe.status();
   // The error pipe must survive the fd plan: keep it off every target.
   if (targets.count(pipe->write.get()) > 0) {
@@ -292,9 +292,32 @@ absl::StatusOr<pid_t> Spawn(const SpawnOptions& options) {
 
   // --- The child has exec'd or exited (CLONE_VFORK). ---
   pipe->write.reset();
+  // CLONE_VFORK: the child has exec'd or exited by now, and a child that
+  // failed wrote its error (one write, under PIPE_BUF) before it exited. So
+  // the error, if any, is in the pipe already: read what is there without
+  // waiting for EOF. Waiting for EOF trusted every copy of the write end to
+  // close at an exec; under load the pool's tests saw that wait last 60 s
+  // after the child had exec'd and connected back (no process held the
+  // write end by then).
   ChildError err{};
   size_t got = 0;
-  absl::Status read = ReadExact(pipe->read.get(), &err, sizeof(err), &got);
+  absl::Status read = absl::OkStatus();
+  for (;;) {
+    ssize_t n = ::read(pipe->read.get(), reinterpret_cast<char*>(&err) + got,
+                       sizeof(err) - got);
+    if (n > 0) {
+      got += static_cast<size_t>(n);
+      if (got == sizeof(err)) break;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0 || errno == EAGAIN) {
+      read = absl::OutOfRangeError("no error from the child");
+    } else {
+      read = absl::ErrnoToStatus(errno, "read");
+    }
+    break;
+  }
   if (read.ok()) {
     (void)WaitPid(pid);  // it exits 127 right after the write
     const char* stage =
