@@ -644,6 +644,7 @@ void Core::HandlerLoop() {
     absl::Status polled = transport_->Poll(
         handback_tick ? kHandBackTick : absl::InfiniteDuration(), &events);
     bool exit = false;
+    bool need_start = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       // Take the results back when no driver came since the last wake-up:
@@ -661,22 +662,39 @@ void Core::HandlerLoop() {
         terminating_ = true;
         closed_ = true;
       }
-      const int64_t started_before = workers_started_;
-      Maintain(&completions);
+      need_start = Maintain(&completions, /*may_start_workers=*/false);
       transport_->Flush();
-      // A driver polls the workers it knew when it began to wait, and this
-      // thread does not watch results now: have it poll the new ones too.
-      if (workers_started_ != started_before && results_to_driver_) {
-        transport_->WakeDriver();
-      }
-      exit = workers_.empty() &&
-             (terminating_ || (closed_ && tasks_.empty()) ||
-              (!broken_.ok() && closed_));
+      exit = ExitingLocked();
       handback_tick = results_to_driver_;
     }
+    // What the events decided (a lost worker's tasks included) is reported
+    // before replacements start: starting a worker can take a while (a
+    // spawn worker must start and connect back).
     RunCompletions(&completions);
+    if (need_start && !exit) {
+      completions.clear();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        const int64_t started_before = workers_started_;
+        Maintain(&completions);
+        transport_->Flush();
+        // A driver polls the workers it knew when it began to wait, and
+        // this thread does not watch results now: have it poll the new
+        // ones too.
+        if (workers_started_ != started_before && results_to_driver_) {
+          transport_->WakeDriver();
+        }
+        exit = ExitingLocked();
+      }
+      RunCompletions(&completions);
+    }
     if (exit) break;
   }
+}
+
+bool Core::ExitingLocked() const {
+  return workers_.empty() && (terminating_ || (closed_ && tasks_.empty()) ||
+                              (!broken_.ok() && closed_));
 }
 
 }  // namespace pool_internal

@@ -200,6 +200,8 @@ class Core {
   void Requeue(uint64_t id, bool front);
   void RemovePending(uint64_t id);
   bool StartOneWorker();
+  // The handler thread's end: no worker left, and nothing will start one.
+  bool ExitingLocked() const;
   int LiveWorkers() const;
   Worker* FindWorker(WorkerId id);
 

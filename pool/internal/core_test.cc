@@ -129,6 +129,27 @@ TEST_F(CoreTest, LostWorkerFailsTheRunningTaskAndRequeuesTheRest) {
   EXPECT_EQ(fake_->started(), 2);
 }
 
+// A lost worker's task is reported at once, not after its replacement has
+// started (a spawn worker can take long to start and connect back).
+TEST_F(CoreTest, LostTaskIsReportedBeforeTheReplacementStarts) {
+  Make({.processes = 1});
+  Submit({Spec(1), Spec(2)});
+  auto sent = fake_->WaitSent(2);
+  ASSERT_EQ(sent.size(), 2u);
+  fake_->HoldStarts();
+  fake_->Die(sent[0].worker, "worker lost: pid 1001 was killed by signal 9",
+             sent[0].task_id);
+  absl::StatusOr<std::string> lost = sink_.Wait(1);
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
+  EXPECT_EQ(fake_->starts_waiting(), 1);  // the replacement is still starting
+  fake_->ReleaseStarts();
+  auto resent = fake_->WaitSent(1);
+  ASSERT_EQ(resent.size(), 1u);
+  EXPECT_EQ(resent[0].payload, "p2");
+  fake_->Complete(resent[0], "two");
+  EXPECT_EQ(*sink_.Wait(2), "two");
+}
+
 TEST_F(CoreTest, UnknownRunningTaskBlamesTheFirstHeld) {
   Make({.processes = 1});
   std::vector<Core::TaskSpec> specs;

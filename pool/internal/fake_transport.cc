@@ -8,7 +8,11 @@ namespace mp {
 namespace pool_internal {
 
 absl::StatusOr<WorkerId> FakeTransport::StartWorker(uint32_t generation) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  ++starts_waiting_;
+  cv_.notify_all();
+  cv_.wait(lock, [this] { return !hold_starts_; });
+  --starts_waiting_;
   if (fail_starts_ > 0) {
     --fail_starts_;
     return absl::ResourceExhaustedError("fake: cannot start a worker");
@@ -171,6 +175,22 @@ void FakeTransport::FailInit(WorkerId worker, std::string reason) {
 void FakeTransport::FailNextStarts(int n) {
   std::lock_guard<std::mutex> lock(mu_);
   fail_starts_ = n;
+}
+
+void FakeTransport::HoldStarts() {
+  std::lock_guard<std::mutex> lock(mu_);
+  hold_starts_ = true;
+}
+
+void FakeTransport::ReleaseStarts() {
+  std::lock_guard<std::mutex> lock(mu_);
+  hold_starts_ = false;
+  cv_.notify_all();
+}
+
+int FakeTransport::starts_waiting() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return starts_waiting_;
 }
 
 std::vector<WorkerId> FakeTransport::LiveWorkers() {

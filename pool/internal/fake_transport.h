@@ -69,6 +69,11 @@ class FakeTransport : public Transport {
            bool running_known = false);
   void FailInit(WorkerId worker, std::string reason);
   void FailNextStarts(int n);  // the next n StartWorker() calls fail
+  // StartWorker() blocks until ReleaseStarts() (a slow start: a spawn
+  // worker that takes long to connect).
+  void HoldStarts();
+  void ReleaseStarts();
+  int starts_waiting();
   std::vector<WorkerId> LiveWorkers();
   int started();
   std::vector<WorkerId> stopped();
@@ -92,6 +97,8 @@ class FakeTransport : public Transport {
   std::deque<Sent> to_run_;
   std::deque<TransportEvent> events_;
   int fail_starts_ = 0;
+  bool hold_starts_ = false;
+  int starts_waiting_ = 0;
   int started_ = 0;
 };
 
