@@ -1,5 +1,7 @@
 #include "pool/internal/core.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
@@ -141,7 +143,9 @@ TEST_F(CoreTest, LostTaskIsReportedBeforeTheReplacementStarts) {
              sent[0].task_id);
   absl::StatusOr<std::string> lost = sink_.Wait(1);
   EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
-  EXPECT_EQ(fake_->starts_waiting(), 1);  // the replacement is still starting
+  // The replacement's start, held until now, then goes on.
+  for (int i = 0; i < 10000 && fake_->starts_waiting() == 0; ++i) usleep(1000);
+  EXPECT_EQ(fake_->starts_waiting(), 1);
   fake_->ReleaseStarts();
   auto resent = fake_->WaitSent(1);
   ASSERT_EQ(resent.size(), 1u);
