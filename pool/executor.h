@@ -175,16 +175,20 @@ class ProcessPoolExecutor {
     o.processes = n;
     o.initializer = std::move(init);
     o.max_tasks_per_child = max_tasks;
-    // Fewer tasks sent ahead than a Pool: more futures stay cancellable
-    // (Python's executor queues even fewer).
-    o.max_inflight_per_worker = 32;
+    o.max_inflight_per_worker = kInflightPerWorker;
     return o;
   }
 
   static PoolOptions WithExecutorDefaults(PoolOptions o) {
-    if (o.max_inflight_per_worker == 0) o.max_inflight_per_worker = 32;
+    if (o.max_inflight_per_worker == 0) {
+      o.max_inflight_per_worker = kInflightPerWorker;
+    }
     return o;
   }
+
+  // Fewer tasks sent ahead than a Pool: more futures stay cancellable
+  // (Python's executor queues even fewer).
+  static constexpr int kInflightPerWorker = 32;
 
   Pool pool_;
 };

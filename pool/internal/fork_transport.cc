@@ -240,20 +240,23 @@ ForkTransport::ForkTransport(const FunctionTable* table,
       wake_(std::move(wake)),
       driver_wake_(std::move(driver_wake)) {}
 
+ForkTransport::Proc::~Proc() {
+  if (slot != nullptr) munmap(slot, sizeof(*slot));
+}
+
+absl::StatusOr<int> ForkTransport::Proc::Reap() {
+  // A launched worker is reaped by its launcher.
+  if (reap) return reap();
+  return WaitPid(pid);
+}
+
 ForkTransport::~ForkTransport() {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [id, p] : procs_) {
     ::kill(p->pid, SIGKILL);
-    if (p->reap) {
-      p->reap();
-    } else {
-      int st;
-      while (::waitpid(p->pid, &st, 0) < 0 && errno == EINTR) {
-      }
-    }
+    (void)p->Reap();
     Unregister(p->sock.get());
     Unregister(p->pidfd.get());
-    if (p->slot) munmap(p->slot, sizeof(*p->slot));
   }
   procs_.clear();
   Unregister(wake_.get());
@@ -271,8 +274,7 @@ absl::StatusOr<WorkerId> ForkTransport::StartLaunched() {
   absl::Status nb = SetNonBlocking(p->sock.get());
   if (!nb.ok()) {
     ::kill(p->pid, SIGKILL);
-    p->reap();
-    munmap(p->slot, sizeof(*p->slot));
+    (void)p->Reap();
     return nb;
   }
   return Add(std::move(p));
@@ -298,7 +300,8 @@ absl::StatusOr<WorkerId> ForkTransport::StartWorker(uint32_t generation) {
   void* page = mmap(nullptr, sizeof(std::atomic<uint64_t>),
                     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (page == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap");
-  auto* slot = new (page) std::atomic<uint64_t>(0);
+  auto p = std::make_unique<Proc>();  // unmaps the page if we fail
+  p->slot = new (page) std::atomic<uint64_t>(0);
 
   std::vector<int> close_fds;
   {
@@ -320,27 +323,20 @@ absl::StatusOr<WorkerId> ForkTransport::StartWorker(uint32_t generation) {
     signal(SIGTERM, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    WorkerMain(pair.write.get(), parent, close_fds, slot);
+    WorkerMain(pair.write.get(), parent, close_fds, p->slot);
   }
   int fork_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (pid < 0) {
-    munmap(page, sizeof(std::atomic<uint64_t>));
-    return absl::ErrnoToStatus(fork_errno, "fork");
-  }
+  if (pid < 0) return absl::ErrnoToStatus(fork_errno, "fork");
   pair.write.reset();
-  auto p = std::make_unique<Proc>();
   p->pid = pid;
   p->sock = std::move(pair.read);
-  p->slot = slot;
   int pidfd = PidfdOpen(pid);
   if (pidfd >= 0) p->pidfd.reset(pidfd);
   absl::Status nb = SetNonBlocking(p->sock.get());
   if (!nb.ok()) {
     ::kill(pid, SIGKILL);
-    int st;
-    ::waitpid(pid, &st, 0);
-    munmap(page, sizeof(std::atomic<uint64_t>));
+    (void)p->Reap();
     return nb;
   }
   return Add(std::move(p));
@@ -784,9 +780,7 @@ void ForkTransport::ReadLocked(Proc& p, std::vector<TransportEvent>* events,
 }
 
 void ForkTransport::ReapLocked(Proc& p, std::vector<TransportEvent>* events) {
-  // A launched worker is reaped by its launcher.
-  absl::StatusOr<int> code =
-      p.reap ? absl::StatusOr<int>(p.reap()) : WaitPid(p.pid);
+  absl::StatusOr<int> code = p.Reap();
   TransportEvent ev;
   ev.kind = TransportEvent::Kind::kWorkerExited;
   ev.worker = p.id;
@@ -870,7 +864,6 @@ absl::Status ForkTransport::PollWith(int wake_fd, absl::Duration timeout,
     ReapLocked(p, events);
     Unregister(p.sock.get());
     Unregister(p.pidfd.get());
-    munmap(p.slot, sizeof(*p.slot));
     procs_.erase(it);
   }
   return absl::OkStatus();

@@ -191,6 +191,14 @@ class ForkTransport : public Transport {
     bool shut = false;
     std::function<int()> reap;  // launched workers: see LaunchedWorker
     std::vector<bool> named;    // launched workers: functions named to it
+
+    Proc() = default;
+    Proc(const Proc&) = delete;
+    Proc& operator=(const Proc&) = delete;
+    ~Proc();
+    // Waits for the ended (or killed) worker: its exit code as `WaitPid()`
+    // gives it (-N: signal N).
+    absl::StatusOr<int> Reap();
   };
 
   ForkTransport(const FunctionTable* table, ForkTransportOptions options,
