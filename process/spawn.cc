@@ -300,25 +300,8 @@ absl::StatusOr<pid_t> Spawn(const SpawnOptions& options) {
   // after the child had exec'd and connected back (no process held the
   // write end by then).
   ChildError err{};
-  size_t got = 0;
-  absl::Status read = absl::OkStatus();
-  for (;;) {
-    ssize_t n = ::read(pipe->read.get(), reinterpret_cast<char*>(&err) + got,
-                       sizeof(err) - got);
-    if (n > 0) {
-      got += static_cast<size_t>(n);
-      if (got == sizeof(err)) break;
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n == 0 || errno == EAGAIN) {
-      read = absl::OutOfRangeError("no error from the child");
-    } else {
-      read = absl::ErrnoToStatus(errno, "read");
-    }
-    break;
-  }
-  if (read.ok()) {
+  absl::StatusOr<size_t> got = ReadSome(pipe->read.get(), &err, sizeof(err));
+  if (got.ok() && *got == sizeof(err)) {
     (void)WaitPid(pid);  // it exits 127 right after the write
     const char* stage =
         process_internal::ChildStageName(static_cast<ChildStage>(err.stage));
@@ -335,12 +318,15 @@ absl::StatusOr<pid_t> Spawn(const SpawnOptions& options) {
     }
     return absl::ErrnoToStatus(err.err, absl::StrCat("Spawn: ", what));
   }
-  if (absl::IsOutOfRange(read) && got == 0) return pid;  // EOF: exec'd
+  // Nothing (EOF, or EAGAIN on the non-blocking pipe): exec'd.
+  if (got.ok() ? *got == 0 : absl::IsUnavailable(got.status())) return pid;
   // A short or failed read: we cannot tell; do not leave the child behind.
   ::kill(pid, SIGKILL);
   (void)WaitPid(pid);
-  return absl::InternalError(
-      absl::StrCat("Spawn: reading the child's status: ", read.message()));
+  return absl::InternalError(absl::StrCat(
+      "Spawn: reading the child's status: ",
+      got.ok() ? absl::StrCat("short read of ", *got, " bytes")
+               : std::string(got.status().message())));
 }
 
 }  // namespace mp
