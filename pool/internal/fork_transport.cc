@@ -491,36 +491,36 @@ void RunWorkerLoop(int sock, std::atomic<uint64_t>* slot, size_t max_payload,
       start += kHeader + len;
       ++ran;
       int64_t now = mp::MonotonicNanos();
-      if (!bare.empty() && ring_capacity > 0 && !ring.valid()) {
-        absl::StatusOr<ResultRing> made = ResultRing::Create(ring_capacity);
-        if (made.ok()) {
-          std::string frame(kHeader, '\0');
-          PutHeader(&frame, 0, 0, kRingFd, 0);
-          if (!SendWithFd(sock, frame, made->fd()).ok()) return;
-          made->CloseFd();
-          ring = *std::move(made);
-        } else {
-          ring_capacity = 0;  // no memfd here: the socket it is
-        }
-      }
-      RingRecord record;
-      if (!bare.empty() && ring.valid() && ring.Put(bare, &record)) {
-        // In the ring: only its record travels, at once (the pool frees the
-        // ring as it reads records).
-        out.resize(at + kHeader + RingRecord::kEncodedSize);
-        record.EncodeTo(&out[at + kHeader]);
-        PutHeader(&out, at, RingRecord::kEncodedSize, kResultOkRing, task);
-        if (!WriteFully(sock, out.data(), out.size())) return;
-        out.clear();
-        bare = std::string();
-        last_flush = now;
-        continue;
-      }
       if (!bare.empty()) {
-        // The frame's header, then the result's own bytes: no encode copy.
-        PutHeader(&out, at, static_cast<uint32_t>(bare.size()), kResultOkBare,
-                  task);
-        if (!WriteFully2(sock, out, bare)) return;
+        if (ring_capacity > 0 && !ring.valid()) {
+          absl::StatusOr<ResultRing> made = ResultRing::Create(ring_capacity);
+          if (made.ok()) {
+            std::string frame(kHeader, '\0');
+            PutHeader(&frame, 0, 0, kRingFd, 0);
+            if (!SendWithFd(sock, frame, made->fd()).ok()) return;
+            made->CloseFd();
+            ring = *std::move(made);
+          } else {
+            ring_capacity = 0;  // no memfd here: the socket it is
+          }
+        }
+        // Sent at once, with what was batched before it: in the ring, only
+        // its record travels (the pool frees the ring as it reads records);
+        // otherwise the frame's header, then the result's own bytes (no
+        // encode copy).
+        RingRecord record;
+        bool sent;
+        if (ring.valid() && ring.Put(bare, &record)) {
+          out.resize(at + kHeader + RingRecord::kEncodedSize);
+          record.EncodeTo(&out[at + kHeader]);
+          PutHeader(&out, at, RingRecord::kEncodedSize, kResultOkRing, task);
+          sent = WriteFully(sock, out.data(), out.size());
+        } else {
+          PutHeader(&out, at, static_cast<uint32_t>(bare.size()),
+                    kResultOkBare, task);
+          sent = WriteFully2(sock, out, bare);
+        }
+        if (!sent) return;
         out.clear();
         bare = std::string();  // frees it (a moved-from result's storage)
         last_flush = now;
