@@ -88,15 +88,9 @@ BENCHMARK(BM_PoolStartCloseJoin)->UseRealTime();
 // shuts both sockets, then reaps both.
 void BM_BareTwoForksExitWait(benchmark::State& state) {
   for (auto _ : state) {
-    pid_t pids[2];
-    for (pid_t& pid : pids) {
-      pid = fork();
-      if (pid == 0) _exit(0);
-      if (pid < 0) state.SkipWithError("fork");
-    }
-    for (pid_t pid : pids) {
-      int st;
-      if (pid > 0) waitpid(pid, &st, 0);
+    if (!mp::bench::ForkExitReap(2)) {
+      state.SkipWithError("fork");
+      break;
     }
   }
   state.SetItemsProcessed(state.iterations());

@@ -10,34 +10,15 @@
 // everything statically, as //bench:process_static_benchmark measures
 // Process start. docs/PERFORMANCE.md quotes both.
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <string>
 
+#include "bench/raw_peer.h"
 #include "bench/static_harness.h"
 #include "pool/pool.h"
 #include "process/process.h"
 
 namespace {
-
-// The floor in this binary: two children forked one after the other that
-// `_exit(0)` at once, reaped with waitpid.
-bool BareTwoForksExitWait() {
-  pid_t pids[2];
-  for (pid_t& pid : pids) {
-    pid = ::fork();
-    if (pid == 0) ::_exit(0);
-    if (pid < 0) return false;
-  }
-  for (pid_t pid : pids) {
-    int status;
-    while (::waitpid(pid, &status, 0) < 0) {
-    }
-  }
-  return true;
-}
 
 bool PoolStartCloseJoin(const std::string& method) {
   mp::PoolOptions o;
@@ -56,7 +37,8 @@ int main(int argc, char** argv) {
   int status = mp_bench::RunStaticBenchmarks(
       argc, argv,
       {
-          {"BM_BareTwoForksExitWait", BareTwoForksExitWait},
+          // The floor in this binary.
+          {"BM_BareTwoForksExitWait", [] { return mp::bench::ForkExitReap(2); }},
           {"BM_PoolStartCloseJoin/fork",
            [] { return PoolStartCloseJoin("fork"); }},
           {"BM_PoolStartCloseJoin/forkserver",

@@ -6,9 +6,7 @@
 // The binary is kept small (it is forked and exec'ed): mp's process layer
 // and Google Benchmark only.
 
-#include <sys/wait.h>
-#include <unistd.h>
-
+#include "bench/raw_peer.h"
 #include "benchmark/benchmark.h"
 #include "process/process.h"
 
@@ -19,14 +17,9 @@ MP_REGISTER(Nothing);
 
 void BM_BareForkWaitpid(benchmark::State& state) {
   for (auto _ : state) {
-    pid_t pid = ::fork();
-    if (pid == 0) ::_exit(0);
-    if (pid < 0) {
+    if (!mp::bench::ForkExitReap(1)) {
       state.SkipWithError("fork failed");
       break;
-    }
-    int status;
-    while (::waitpid(pid, &status, 0) < 0) {
     }
   }
 }

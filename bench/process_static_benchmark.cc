@@ -12,11 +12,9 @@
 // `process_benchmark` measures the same cases in the dynamically linked
 // Google Benchmark binary.
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cstdio>
 
+#include "bench/raw_peer.h"
 #include "bench/static_harness.h"
 #include "process/process.h"
 
@@ -24,16 +22,6 @@ namespace {
 
 void Nothing() {}
 MP_REGISTER(Nothing);
-
-bool BareForkWaitpid() {
-  pid_t pid = ::fork();
-  if (pid == 0) ::_exit(0);
-  if (pid < 0) return false;
-  int status;
-  while (::waitpid(pid, &status, 0) < 0) {
-  }
-  return true;
-}
 
 bool StartJoin(mp::StartMethod method) {
   mp::ProcessOptions options;
@@ -51,7 +39,7 @@ int main(int argc, char** argv) {
   int status = mp_bench::RunStaticBenchmarks(
       argc, argv,
       {
-          {"BM_BareForkWaitpid", BareForkWaitpid},
+          {"BM_BareForkWaitpid", [] { return mp::bench::ForkExitReap(1); }},
           {"BM_ProcessStartJoin/fork",
            [] { return StartJoin(mp::StartMethod::kFork); }},
           {"BM_ProcessStartJoin/forkserver",

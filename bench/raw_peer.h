@@ -56,6 +56,24 @@ inline void Reap(pid_t pid) {
   }
 }
 
+// ForkExitReap()
+//
+// The floor of starting and joining `n` (at most 8) processes: forks `n`
+// children one after the other that `_exit(0)` at once, then reaps them.
+// False when a fork failed (the children forked are reaped all the same).
+inline bool ForkExitReap(int n) {
+  pid_t pids[8];
+  int forked = 0;
+  while (forked < n && forked < 8) {
+    const pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    if (pid < 0) break;
+    pids[forked++] = pid;
+  }
+  for (int i = 0; i < forked; ++i) Reap(pids[i]);
+  return forked == n;
+}
+
 // RawReadExact(): reads exactly n bytes; false on EOF or error.
 inline bool RawReadExact(int fd, char* buf, size_t n) {
   size_t got = 0;

@@ -77,32 +77,26 @@ def main(keys):
             if "executor_map" in keys:
                 out["executor_map"] = timed(
                     lambda: list(ex.map(square, range(n))), n)
-    if "start_close_join" in keys:
-        n = 3 if SMOKE else 20
+    # Pool(2) start + close + join: (rounds, rounds when smoke testing).
+    for method, key, rounds in (
+            ("fork", "start_close_join", (20, 3)),
+            ("forkserver", "start_close_join_forkserver", (5, 2)),
+            ("spawn", "start_close_join_spawn", (5, 2))):
+        if key not in keys:
+            continue
+        method_ctx = multiprocessing.get_context(method)
+        if method == "forkserver":  # started once, as mp's forkserver is
+            p = method_ctx.Pool(1)
+            p.close()
+            p.join()
+        n = rounds[1] if SMOKE else rounds[0]
 
         def start():
             for _ in range(n):
-                p = ctx.Pool(2)
+                p = method_ctx.Pool(2)
                 p.close()
                 p.join()
-        out["start_close_join"] = timed(start, n, repeat=1)
-    for method in ("forkserver", "spawn"):
-        key = "start_close_join_" + method
-        if key not in keys:
-            continue
-        other = multiprocessing.get_context(method)
-        if method == "forkserver":  # started once, as mp's forkserver is
-            p = other.Pool(1)
-            p.close()
-            p.join()
-        n = 2 if SMOKE else 5
-
-        def start_other():
-            for _ in range(n):
-                p = other.Pool(2)
-                p.close()
-                p.join()
-        out[key] = timed(start_other, n, repeat=1)
+        out[key] = timed(start, n, repeat=1)
     print(json.dumps(out))
 
 
