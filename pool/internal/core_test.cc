@@ -1,7 +1,5 @@
 #include "pool/internal/core.h"
 
-#include <unistd.h>
-
 #include <atomic>
 #include <memory>
 #include <string>
@@ -13,6 +11,7 @@
 #include "ipc/codec.h"
 #include "pool/internal/fake_transport.h"
 #include "pool/internal/typed.h"
+#include "process/internal/test_util.h"
 
 namespace mp {
 namespace pool_internal {
@@ -144,8 +143,8 @@ TEST_F(CoreTest, LostTaskIsReportedBeforeTheReplacementStarts) {
   absl::StatusOr<std::string> lost = sink_.Wait(1);
   EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
   // The replacement's start, held until now, then goes on.
-  for (int i = 0; i < 10000 && fake_->starts_waiting() == 0; ++i) usleep(1000);
-  EXPECT_EQ(fake_->starts_waiting(), 1);
+  ASSERT_TRUE(
+      testing::Eventually([&] { return fake_->starts_waiting() == 1; }));
   fake_->ReleaseStarts();
   auto resent = fake_->WaitSent(1);
   ASSERT_EQ(resent.size(), 1u);

@@ -19,6 +19,7 @@
 #include "pool/internal/result_ring.h"
 #include "pool/internal/typed.h"
 #include "process/fd.h"
+#include "process/internal/test_util.h"
 #include "process/leak_check.h"
 #include "process/spawn.h"
 
@@ -358,8 +359,8 @@ TEST(ForkTransportTest, AWorkerSendingABadRingRecordFailsItsTaskAndEnds) {
       EXPECT_TRUE(absl::StrContains(got.status().message(), "sent a bad result"))
           << got.status();
       // The liar is killed and replaced.
-      for (int i = 0; i < 1000 && core.WorkerPids() == first; ++i) usleep(1000);
-      EXPECT_NE(core.WorkerPids(), first);
+      EXPECT_TRUE(testing::Eventually(
+          [&] { return core.WorkerPids() != first; }, absl::Seconds(1)));
       core.Close();
       (void)core.Join();  // the liar's end is reported as a lost worker
     }

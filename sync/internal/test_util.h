@@ -30,6 +30,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "process/fd.h"
+#include "process/internal/test_util.h"
 #include "process/spawn.h"
 #include "sync/lock.h"
 
@@ -86,15 +87,8 @@ inline int WaitChild(pid_t pid) {
   return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
 }
 
-// Polls up to 10 s for `pred`.
-template <typename F>
-bool Eventually(F pred) {
-  for (int i = 0; i < 1000; ++i) {
-    if (pred()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return pred();
-}
+// Polls up to 10 s for `pred` (process/internal/test_util.h).
+using ::mp::testing::Eventually;
 
 // sync_test_helper, started by exec with its stdout on a pipe.
 struct Helper {
