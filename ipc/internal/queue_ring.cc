@@ -488,7 +488,8 @@ absl::Status QueueRing::PutOutOfLine(size_t length, absl::Duration timeout,
   if (closed()) return ClosedError();
   const std::string random = RandomSharedMemoryName();
   const std::string seg_name =
-      absl::StrCat(OutOfLinePrefix(), random.substr(random.size() - kOutOfLineSuffixLength));
+      absl::StrCat(OutOfLinePrefix(),
+                   random.substr(random.size() - kOutOfLineSuffixLength));
   if (seg_name.size() > kMaxNameLength) {
     return absl::InvalidArgumentError(absl::StrCat(
         "mp::Queue: name too long for out-of-line values: ", name()));

@@ -152,7 +152,6 @@ const Registration* FindRegistrationByName(absl::string_view name) {
 
 int RegistrationCount() { return g_registration_count.load(); }
 
-
 void ReportBadArguments(const absl::Status& status) {
   std::fprintf(stderr, "Process %s: cannot decode the arguments: %s\n",
                CurrentSelf().name.c_str(), status.ToString().c_str());

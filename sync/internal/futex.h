@@ -138,8 +138,8 @@ class SpinBackoff {
   int backoff_ = 1;
 };
 
-// SpinAllowed(): mp::MayUseSeveralCpus() (process/spin.h; cached per thread) and spinning not
-// disabled for testing.
+// SpinAllowed(): mp::MayUseSeveralCpus() (process/spin.h; cached per
+// thread), and spinning not disabled for testing.
 bool SpinAllowed();
 
 // Disables (or re-enables) polling in Event and Semaphore waits of this
