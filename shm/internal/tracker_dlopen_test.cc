@@ -8,7 +8,6 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -23,6 +22,7 @@
 #include "process/fd.h"
 #include "process/internal/test_util.h"
 #include "process/leak_check.h"
+#include "process/spin.h"
 
 namespace mp {
 namespace {
@@ -33,12 +33,6 @@ using ::mp::testing::ShmExists;
 
 std::string PluginPath() {
   return testing::RunfilesPath("shm/libtracker_dlopen_plugin.so");
-}
-
-int64_t NowMs() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
 }
 
 // The child: loads the plugin, creates `name`, writes "<status> <ms taken>
@@ -54,9 +48,9 @@ int64_t NowMs() {
     auto loads = reinterpret_cast<int (*)()>(
         ::dlsym(plugin, "mp_plugin_startup_loads_self"));
     if (create != nullptr && tracker != nullptr && loads != nullptr) {
-      const int64_t start = NowMs();
+      const int64_t start = MonotonicNanos();
       const int code = create(name.c_str());
-      const int64_t took = NowMs() - start;
+      const int64_t took = (MonotonicNanos() - start) / 1000000;  // ms
       line = absl::StrCat(code, " ", took, " ", tracker(), " ", loads());
     }
   } else {
