@@ -9,10 +9,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <memory>
-
-#include <cstdio>
 #include <set>
 #include <stdexcept>
 #include <string>
