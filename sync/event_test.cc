@@ -5,7 +5,6 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "process/leak_check.h"
-#include "sync/internal/futex.h"
 #include "sync/internal/test_util.h"
 #include "sync/sync.h"
 
@@ -14,6 +13,7 @@ namespace {
 
 using sync_testing::ForkChild;
 using sync_testing::SharedMapping;
+using sync_testing::TurnPingPong;
 using sync_testing::WaitChild;
 
 TEST(EventTest, SetClearIsSet) {
@@ -53,43 +53,25 @@ TEST(EventTest, SignalsDoNotShortenTheWait) {
   pester.Stop();
 }
 
-// Two processes take turns N times, with polling before sleeps on (the
-// default, where more than one CPU is allowed) and forced off (every wait
-// that finds the flag clear sleeps): each side checks the turn counter it
-// was handed, so a lost or duplicated hand-over fails the test (or hangs
-// into the 10 s timeouts, which fail it too).
+// Event hand-overs between two processes (TurnPingPong): a waiter clears
+// the flag it saw set; no flag is left set.
 void EventPingPong(bool spin) {
   testing::LeakCheck leaks;
-  struct Pair {
-    Event ping;
-    Event pong;
-    int64_t turn = 0;
-  };
-  SharedMapping<Pair> p;
-  sync_internal::SetSpinDisabledForTesting(!spin);  // inherited by the child
-  constexpr int kRounds = 2000;
-  pid_t pid = ForkChild([&] {
-    for (int i = 0; i < kRounds; ++i) {
-      if (!p->ping.Wait(absl::Seconds(10))) return 1;
-      p->ping.Clear();
-      if (p->turn != 2 * i + 1) return 2;
-      p->turn = 2 * i + 2;
-      p->pong.Set();
-    }
-    return 0;
-  });
-  for (int i = 0; i < kRounds; ++i) {
-    ASSERT_EQ(p->turn, 2 * i);
-    p->turn = 2 * i + 1;
-    p->ping.Set();
-    ASSERT_TRUE(p->pong.Wait(absl::Seconds(10))) << "round " << i;
-    p->pong.Clear();
-  }
-  EXPECT_EQ(WaitChild(pid), 0);
-  sync_internal::SetSpinDisabledForTesting(false);
-  EXPECT_EQ(p->turn, 2 * kRounds);
-  EXPECT_FALSE(p->ping.IsSet());
-  EXPECT_FALSE(p->pong.IsSet());
+  TurnPingPong<Event>(
+      spin,
+      [](Event& e) {
+        e.Set();
+        return true;
+      },
+      [](Event& e) {
+        if (!e.Wait(absl::Seconds(10))) return false;
+        e.Clear();
+        return true;
+      },
+      [](Event& ping, Event& pong) {
+        EXPECT_FALSE(ping.IsSet());
+        EXPECT_FALSE(pong.IsSet());
+      });
   EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
 }
 

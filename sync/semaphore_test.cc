@@ -6,7 +6,6 @@
 #include "gtest/gtest.h"
 #include "process/leak_check.h"
 #include "sync/guard.h"
-#include "sync/internal/futex.h"
 #include "sync/internal/test_util.h"
 #include "sync/sync.h"
 
@@ -15,6 +14,7 @@ namespace {
 
 using sync_testing::ForkChild;
 using sync_testing::SharedMapping;
+using sync_testing::TurnPingPong;
 using sync_testing::WaitChild;
 
 TEST(SemaphoreTest, CountsDown) {
@@ -62,39 +62,18 @@ TEST(SemaphoreTest, ReleaseFromAnotherProcessWakesTheWaiter) {
   EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
 }
 
-// A two-process ping-pong of 2000 rounds, with polling before sleeps on (the default
-// where more than one CPU is allowed) and forced off, checking the turn
-// counter each side was handed.
+// Semaphore hand-overs between two processes (TurnPingPong); both values
+// end at 0.
 void SemaphorePingPong(bool spin) {
   testing::LeakCheck leaks;
-  struct Pair {
-    Semaphore ping{0};
-    Semaphore pong{0};
-    int64_t turn = 0;
-  };
-  SharedMapping<Pair> p;
-  sync_internal::SetSpinDisabledForTesting(!spin);  // inherited by the child
-  constexpr int kRounds = 2000;
-  pid_t pid = ForkChild([&] {
-    for (int i = 0; i < kRounds; ++i) {
-      if (!p->ping.Acquire(absl::Seconds(10)).ok()) return 1;
-      if (p->turn != 2 * i + 1) return 2;
-      p->turn = 2 * i + 2;
-      if (!p->pong.Release().ok()) return 3;
-    }
-    return 0;
-  });
-  for (int i = 0; i < kRounds; ++i) {
-    ASSERT_EQ(p->turn, 2 * i);
-    p->turn = 2 * i + 1;
-    ASSERT_TRUE(p->ping.Release().ok());
-    ASSERT_TRUE(p->pong.Acquire(absl::Seconds(10)).ok()) << "round " << i;
-  }
-  EXPECT_EQ(WaitChild(pid), 0);
-  sync_internal::SetSpinDisabledForTesting(false);
-  EXPECT_EQ(p->turn, 2 * kRounds);
-  EXPECT_EQ(p->ping.value(), 0u);
-  EXPECT_EQ(p->pong.value(), 0u);
+  TurnPingPong<Semaphore>(
+      spin, [](Semaphore& s) { return s.Release().ok(); },
+      [](Semaphore& s) { return s.Acquire(absl::Seconds(10)).ok(); },
+      [](Semaphore& ping, Semaphore& pong) {
+        EXPECT_EQ(ping.value(), 0u);
+        EXPECT_EQ(pong.value(), 0u);
+      },
+      0u);
   EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
 }
 

@@ -32,6 +32,7 @@
 #include "process/fd.h"
 #include "process/internal/test_util.h"
 #include "process/spawn.h"
+#include "sync/internal/futex.h"
 #include "sync/lock.h"
 
 namespace mp {
@@ -89,6 +90,50 @@ inline int WaitChild(pid_t pid) {
 
 // Polls up to 10 s for `pred` (process/internal/test_util.h).
 using ::mp::testing::Eventually;
+
+// TurnPingPong()
+//
+// Two processes take turns 2000 times through a pair of `T` (each built
+// from `args`) in shared memory: this one posts `ping` and waits for
+// `pong`, a forked child the other way round, with polling before sleeps
+// on (`spin`, the default where more than one CPU is allowed) or forced off
+// in both. Each side checks the turn counter it was handed, so a lost or
+// duplicated hand-over fails the test (or runs into the 10 s waits, which
+// fail it too). `post(T&)` returns false on an error, `wait(T&)` on a
+// timeout (it waits up to 10 s); `check(ping, pong)` runs at the end.
+template <typename T, typename Post, typename WaitFor, typename Check,
+          typename... Args>
+void TurnPingPong(bool spin, Post post, WaitFor wait, Check check,
+                  const Args&... args) {
+  struct Pair {
+    explicit Pair(const Args&... a) : ping(a...), pong(a...) {}
+    T ping;
+    T pong;
+    int64_t turn = 0;
+  };
+  SharedMapping<Pair> p(args...);
+  sync_internal::SetSpinDisabledForTesting(!spin);  // inherited by the child
+  constexpr int kRounds = 2000;
+  pid_t pid = ForkChild([&] {
+    for (int i = 0; i < kRounds; ++i) {
+      if (!wait(p->ping)) return 1;
+      if (p->turn != 2 * i + 1) return 2;
+      p->turn = 2 * i + 2;
+      if (!post(p->pong)) return 3;
+    }
+    return 0;
+  });
+  for (int i = 0; i < kRounds; ++i) {
+    ASSERT_EQ(p->turn, 2 * i);
+    p->turn = 2 * i + 1;
+    ASSERT_TRUE(post(p->ping));
+    ASSERT_TRUE(wait(p->pong)) << "round " << i;
+  }
+  EXPECT_EQ(WaitChild(pid), 0);
+  sync_internal::SetSpinDisabledForTesting(false);
+  EXPECT_EQ(p->turn, 2 * kRounds);
+  check(p->ping, p->pong);
+}
 
 // sync_test_helper, started by exec with its stdout on a pipe.
 struct Helper {
