@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "pool/internal/fresh_memory.h"
 #include "process/exception_name.h"
 #include "process/spawn.h"
 #include "process/status_macros.h"
@@ -131,35 +132,11 @@ bool WriteFully(int fd, const char* data, size_t size) {
   return true;
 }
 
-// Large results are fresh memory when malloc has given the previous ones
-// back to the kernel: faulting their pages in with one madvise call is
-// cheaper than one page fault per 4 KiB. Memory malloc reused is resident
-// already (its first page says so), and populating it again would only walk
-// its page tables. Page contents are untouched; an old kernel (EINVAL) just
-// faults as usual.
-void PrefaultForWrite(char* data, size_t len) {
-#ifdef MADV_POPULATE_WRITE
-  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) & ~(page - 1);
-  uintptr_t end = (reinterpret_cast<uintptr_t>(data) + len) & ~(page - 1);
-  unsigned char resident = 0;
-  if (end > begin &&
-      (::mincore(reinterpret_cast<void*>(begin), page, &resident) != 0 ||
-       (resident & 1) == 0)) {
-    (void)::madvise(reinterpret_cast<void*>(begin), end - begin,
-                    MADV_POPULATE_WRITE);
-  }
-#else
-  (void)data;
-  (void)len;
-#endif
-}
-
 // A copy of `bytes` in a new string, without zero-filling it first.
 std::string CopyOut(absl::string_view bytes) {
   std::string s;
   s.reserve(bytes.size());
-  PrefaultForWrite(s.data(), bytes.size());
+  PrepareForWrite(s.data(), bytes.size());
   s.append(bytes.data(), bytes.size());
   return s;
 }
@@ -679,7 +656,7 @@ void ForkTransport::ParseLocked(Proc& p, std::vector<TransportEvent>* events) {
         // Read the rest of a large body straight into its own string.
         p.reading_big = true;
         p.big.reserve(len);
-        PrefaultForWrite(p.big.data(), len);
+        PrepareForWrite(p.big.data(), len);
         p.big.resize(len);
         std::memcpy(&p.big[0], h + kHeader, avail);
         p.big_have = avail;
