@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 
 #include "absl/status/status.h"
@@ -239,24 +238,6 @@ long SpinPoll(int fd, absl::Time deadline, ReadSpin* spin, SpinWait* wait) {
 }
 
 }  // namespace
-
-namespace {
-// 0: unknown, 1: yes, 2: no. Affinity is inherited across fork.
-std::atomic<int> g_spin_allowed{0};
-}  // namespace
-
-void ReadSpin::ResetSpinAllowedForTesting() { g_spin_allowed.store(0); }
-
-bool ReadSpin::SpinAllowed() {
-  std::atomic<int>& allowed = g_spin_allowed;
-  int a = allowed.load(std::memory_order_relaxed);
-  if (a == 0) {
-    const bool many = mp::MayUseSeveralCpus();
-    a = many ? 1 : 2;
-    allowed.store(a, std::memory_order_relaxed);
-  }
-  return a == 1;
-}
 
 void ReadSpin::Spun(bool in_time) {
   if (in_time) {

@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "process/spin.h"
 
 namespace mp {
 namespace ipc_internal {
@@ -74,18 +75,15 @@ struct ReadSpin {
     short_waits = 0;
     probe_after = kFirstProbeAfter;
   }
-  // Whether a receive may spin at all (max_ns > 0 and more than one CPU).
-  bool enabled() const { return max_ns > 0 && SpinAllowed(); }
+  // Whether a receive may spin at all: max_ns > 0 and mp::SpinAllowed()
+  // (process/spin.h: more than one CPU; with one, spinning only delays the
+  // peer).
+  bool enabled() const { return max_ns > 0 && ::mp::SpinAllowed(); }
   // After data was found while spinning: `in_time` when within the budget.
   void Spun(bool in_time);
   // After a receive slept: `waited_ns` from the first empty poll to the
   // data; `spun` when it had spun first (and ran out).
   void Slept(bool spun, int64_t waited_ns);
-  // Whether this process may run on more than one CPU (sched_getaffinity,
-  // read once per process). With one CPU, spinning only delays the peer.
-  static bool SpinAllowed();
-  // Tests only: makes the next SpinAllowed() read the affinity again.
-  static void ResetSpinAllowedForTesting();
 };
 
 // SpinUntilReadable()

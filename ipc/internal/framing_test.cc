@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "process/fd.h"
 #include "process/leak_check.h"
+#include "process/spin.h"
 
 namespace mp {
 namespace ipc_internal {
@@ -157,7 +158,7 @@ TEST(ReadSpinTest, FailuresTurnItOffAndShortWaitsProbeAgain) {
 }
 
 TEST(ReadSpinTest, NeverSpinsWithOneCpu) {
-  // In a child restricted to one CPU (affinity is per process).
+  // In a child restricted to one CPU (so that the test keeps its mask).
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
@@ -165,20 +166,31 @@ TEST(ReadSpinTest, NeverSpinsWithOneCpu) {
     CPU_ZERO(&one);
     CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &one);
     if (sched_setaffinity(0, sizeof one, &one) != 0) _exit(2);
-    ReadSpin::ResetSpinAllowedForTesting();
+    // The child inherited its parent thread's cached answer: read again.
+    process_internal::ForgetSpinAllowedForTesting();
     ReadSpin spin;
     spin.Set(50000);
-    _exit(!ReadSpin::SpinAllowed() && !spin.enabled() ? 0 : 1);
+    _exit(!spin.enabled() ? 0 : 1);
   }
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
-  ReadSpin::ResetSpinAllowedForTesting();
   cpu_set_t set;
   CPU_ZERO(&set);
   ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
-  EXPECT_EQ(ReadSpin::SpinAllowed(), CPU_COUNT(&set) > 1);
+  ReadSpin spin;
+  spin.Set(50000);
+  EXPECT_EQ(spin.enabled(), CPU_COUNT(&set) > 1);
+}
+
+TEST(ReadSpinTest, NeverSpinsWhileSpinningIsDisabledForTesting) {
+  ReadSpin spin;
+  spin.Set(50000);
+  process_internal::SetSpinDisabledForTesting(true);
+  EXPECT_FALSE(spin.enabled());
+  process_internal::SetSpinDisabledForTesting(false);
+  EXPECT_EQ(spin.enabled(), SpinAllowed());
 }
 
 TEST(ReadSpinTest, SpinningReadsGiveTheSameResultsOnSocketsAndPipes) {

@@ -63,24 +63,6 @@ long SysMembarrier(int cmd, unsigned flags) {
 
 namespace {
 
-std::atomic<bool> g_spin_disabled{false};
-// 0: not yet known; 1: may spin; 2: one CPU only.
-thread_local int t_several_cpus = 0;
-
-}  // namespace
-
-bool SpinAllowed() {
-  if (g_spin_disabled.load(std::memory_order_relaxed)) return false;
-  if (t_several_cpus == 0) t_several_cpus = ::mp::MayUseSeveralCpus() ? 1 : 2;
-  return t_several_cpus == 1;
-}
-
-void SetSpinDisabledForTesting(bool disabled) {
-  g_spin_disabled.store(disabled, std::memory_order_relaxed);
-}
-
-namespace {
-
 [[noreturn]] void Die(const char* what, long err) {
   std::fprintf(stderr, "mp futex: %s failed: %s\n", what,
                std::strerror(static_cast<int>(-err)));

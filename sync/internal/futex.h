@@ -138,23 +138,16 @@ class SpinBackoff {
   int backoff_ = 1;
 };
 
-// SpinAllowed(): mp::MayUseSeveralCpus() (process/spin.h; cached per
-// thread), and spinning not disabled for testing.
-bool SpinAllowed();
-
-// Disables (or re-enables) polling in Event and Semaphore waits of this
-// process (and its fork children) from now on. For tests.
-void SetSpinDisabledForTesting(bool disabled);
-
 // SpinUntil()
 //
 // Polls `ready()` with backoff for `budget` pauses (nothing when
-// !SpinAllowed()), stopping at `deadline`; true as soon as `ready()` is.
+// !mp::SpinAllowed(), process/spin.h), stopping at `deadline`; true as soon
+// as `ready()` is.
 // Callers then sleep on their futex as before: the poll only saves the
 // sleep when the word changes soon.
 template <typename Ready>
 bool SpinUntil(Ready ready, Deadline deadline, int budget = kSpinBudget) {
-  if (!SpinAllowed() || deadline.Expired()) return false;
+  if (!::mp::SpinAllowed() || deadline.Expired()) return false;
   SpinBackoff backoff(budget);
   while (backoff.Pause()) {
     if (ready()) return true;

@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "process/leak_check.h"
+#include "process/spin.h"
 
 namespace mp {
 namespace sync_internal {
@@ -55,12 +56,12 @@ TEST(SpinTest, SpinUntilSeesReadyAndGivesUp) {
                          Deadline::After(absl::ZeroDuration())));
   EXPECT_EQ(calls, 0);
   // Disabled for testing: no looks either.
-  SetSpinDisabledForTesting(true);
-  EXPECT_FALSE(SpinAllowed());
+  ::mp::process_internal::SetSpinDisabledForTesting(true);
+  EXPECT_FALSE(::mp::SpinAllowed());
   EXPECT_FALSE(SpinUntil([&] { return ++calls, true; }, Deadline::Infinite()));
   EXPECT_EQ(calls, 0);
-  SetSpinDisabledForTesting(false);
-  EXPECT_TRUE(SpinAllowed());
+  ::mp::process_internal::SetSpinDisabledForTesting(false);
+  EXPECT_TRUE(::mp::SpinAllowed());
 }
 
 TEST(SpinTest, SpinUntilStopsAtTheDeadline) {

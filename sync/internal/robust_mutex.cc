@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "process/spin.h"
 
 namespace mp {
 namespace sync_internal {
@@ -93,10 +94,6 @@ void InitThreadState() {
     }
   }
   s.plain_unlock = ProcessPlainUnlock();
-  // Polling for a holder is pointless when only one CPU may run us (the
-  // holder cannot run meanwhile). A raw system call: async-signal-safe, as
-  // this may run in a fork child.
-  s.spin = ::mp::MayUseSeveralCpus();
   s.tid = static_cast<uint32_t>(SysGettid());
 }
 
@@ -157,7 +154,11 @@ RobustMutex::Result RobustMutex::LockSlow(Deadline deadline, bool recursive,
     ++depth_;
     return Result::kAcquired;
   }
-  SpinBackoff spin((try_only || !s.spin) ? 0 : kSpinBudget);
+  // Polling for a holder is pointless when only one CPU may run us (the
+  // holder cannot run meanwhile): mp::SpinAllowed() (process/spin.h), cached
+  // per thread and async-signal-safe, as this may run in a fork child.
+  const bool may_spin = !try_only && ::mp::SpinAllowed();
+  SpinBackoff spin(may_spin ? kSpinBudget : 0);
   for (;;) {
     v = word_.load(std::memory_order_relaxed);
     if ((v & FUTEX_TID_MASK) == 0) {
@@ -180,7 +181,7 @@ RobustMutex::Result RobustMutex::LockSlow(Deadline deadline, bool recursive,
     if (spin.Pause()) continue;
     if (deadline.Expired()) break;
     Sleep(deadline);
-    spin.Reset(s.spin ? kSpinAfterWake : 0);
+    spin.Reset(may_spin ? kSpinAfterWake : 0);
   }
   ClearPending(s);
   return Result::kTimedOut;

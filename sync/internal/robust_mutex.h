@@ -59,7 +59,6 @@ struct ThreadState {
   uint32_t tid;  // 0: not initialized (or reset by fork)
   bool robust;
   bool plain_unlock;  // this process is registered for membarrier
-  bool spin;          // it may run on more than one CPU: poll before sleeping
   uintptr_t* head_list;  // &robust_list_head.list
   uintptr_t* pending;    // &robust_list_head.list_op_pending
 };

@@ -32,6 +32,7 @@
 #include "process/fd.h"
 #include "process/internal/test_util.h"
 #include "process/spawn.h"
+#include "process/spin.h"
 #include "sync/internal/futex.h"
 #include "sync/lock.h"
 
@@ -112,7 +113,8 @@ void TurnPingPong(bool spin, Post post, WaitFor wait, Check check,
     int64_t turn = 0;
   };
   SharedMapping<Pair> p(args...);
-  sync_internal::SetSpinDisabledForTesting(!spin);  // inherited by the child
+  // Inherited by the child.
+  ::mp::process_internal::SetSpinDisabledForTesting(!spin);
   constexpr int kRounds = 2000;
   pid_t pid = ForkChild([&] {
     for (int i = 0; i < kRounds; ++i) {
@@ -130,7 +132,7 @@ void TurnPingPong(bool spin, Post post, WaitFor wait, Check check,
     ASSERT_TRUE(wait(p->pong)) << "round " << i;
   }
   EXPECT_EQ(WaitChild(pid), 0);
-  sync_internal::SetSpinDisabledForTesting(false);
+  ::mp::process_internal::SetSpinDisabledForTesting(false);
   EXPECT_EQ(p->turn, 2 * kRounds);
   check(p->ping, p->pong);
 }
