@@ -23,7 +23,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "pool/internal/fresh_memory.h"
-#include "pool/internal/uninitialized_string.h"
 #include "process/exception_name.h"
 #include "process/spawn.h"
 #include "process/status_macros.h"
@@ -50,30 +49,6 @@ constexpr uint32_t kResultOkBare = 3;
 constexpr uint32_t kResultOkRing = 4;
 // The worker's ResultRing memfd comes with this (empty) frame.
 constexpr uint32_t kRingFd = 5;
-// A bare std::string result the worker wrote straight into a grant (below):
-// the payload is the grant's id and the result's size (u64 each).
-constexpr uint32_t kResultOkDirect = 6;
-// Grants the worker gives back unused: the payload is their ids (u64 each);
-// a `task` field of 1 says it cannot write into the pool at all (the kernel
-// refused), so the pool stops granting.
-constexpr uint32_t kGrantsBack = 7;
-// Pool -> worker, in place of a function: a grant, i.e. `capacity` bytes of
-// reserved memory at `address` in process `pid` (the payload, u64 each), for
-// the worker to write its next large result into with process_vm_writev;
-// the `task` field is the grant's id.
-constexpr uint32_t kGrant = 0x7fff0001u;
-// A grant frame the worker took out of order, while looking ahead for one:
-// skipped when reached.
-constexpr uint32_t kGrantTaken = 0x7fff0002u;
-constexpr size_t kGrantSize = 24;
-// Results at least this large go straight into pool memory when they can.
-constexpr size_t kDirectMin = 256 * 1024;
-// Grants the pool keeps out per worker: up to 8, of up to 64 MiB in all
-// (reserved, not touched: address space until the worker writes).
-constexpr size_t kMaxGrants = 8;
-constexpr size_t kMaxGrantBytes = size_t{64} << 20;
-
-std::atomic<bool> g_fail_direct_writes{false};
 // Function word flag (pool -> launched worker): the payload starts with
 // name_len:u32 and the function's registered name.
 constexpr uint32_t kNamedFunction = 0x80000000u;
@@ -143,76 +118,6 @@ class TableFunctions : public WorkerFunctions {
 // the pool itself from running).
 int64_t WorkerSpinNanos() { return mp::MayUseSeveralCpus() ? 50000 : 0; }
 
-// A grant as the worker holds it.
-struct Grant {
-  uint64_t id = 0;
-  uint64_t pid = 0;
-  uint64_t address = 0;
-  uint64_t capacity = 0;
-};
-
-bool ParseGrant(absl::string_view payload, uint64_t id, Grant* g) {
-  if (payload.size() != kGrantSize) return false;
-  g->id = id;
-  std::memcpy(&g->pid, payload.data(), 8);
-  std::memcpy(&g->address, payload.data() + 8, 8);
-  std::memcpy(&g->capacity, payload.data() + 16, 8);
-  return true;
-}
-
-// Looks for grants among the frames already in `in` past `start` after one
-// non-blocking read: a grant sent after tasks the worker has queued would
-// otherwise only be reached after them. Each one taken is marked
-// kGrantTaken in place.
-void LookAheadForGrants(int sock, ReadBuffer& in, size_t start,
-                        std::vector<Grant>* grants) {
-  char* dst = in.Reserve(kReadChunk);
-  ssize_t n = ::recv(sock, dst, kReadChunk, MSG_DONTWAIT);
-  if (n > 0) in.Commit(static_cast<size_t>(n));
-  size_t pos = start;
-  while (in.size() - pos >= kHeader) {
-    char* h = in.mutable_data() + pos;
-    uint32_t len, fn;
-    uint64_t id;
-    std::memcpy(&len, h, 4);
-    std::memcpy(&fn, h + 4, 4);
-    std::memcpy(&id, h + 8, 8);
-    if (in.size() - pos - kHeader < len) break;
-    Grant g;
-    if (fn == kGrant && ParseGrant(absl::string_view(h + kHeader, len), id, &g)) {
-      grants->push_back(g);
-      const uint32_t taken = kGrantTaken;
-      std::memcpy(h + 4, &taken, 4);
-    }
-    pos += kHeader + len;
-  }
-}
-
-// Writes `bytes` into the grant that fits them best (capacity from
-// bytes.size() to twice that); the grant's index, -1 when none fits, or -2
-// when the kernel refused the write (no ptrace access to the pool, say).
-int WriteIntoGrant(absl::string_view bytes, const std::vector<Grant>& grants) {
-  int best = -1;
-  for (size_t i = 0; i < grants.size(); ++i) {
-    const Grant& g = grants[i];
-    if (g.capacity >= bytes.size() && g.capacity / 2 <= bytes.size() &&
-        (best < 0 || g.capacity < grants[best].capacity)) {
-      best = static_cast<int>(i);
-    }
-  }
-  if (best < 0) return -1;
-  const Grant& g = grants[best];
-  struct iovec local = {const_cast<char*>(bytes.data()), bytes.size()};
-  struct iovec remote = {reinterpret_cast<void*>(g.address), bytes.size()};
-  if (g_fail_direct_writes.load(std::memory_order_relaxed)) {
-    remote.iov_base = nullptr;  // as a write the kernel refuses
-  }
-  ssize_t n = ::process_vm_writev(static_cast<pid_t>(g.pid), &local, 1,
-                                  &remote, 1, 0);
-  if (n != static_cast<ssize_t>(bytes.size())) return -2;
-  return best;
-}
-
 // Worker side: blocking full write; false when the pool is gone.
 bool WriteFully(int fd, const char* data, size_t size) {
   while (size > 0) {
@@ -249,34 +154,6 @@ absl::Status TakeFromRing(ResultRing& ring, absl::string_view frame,
   MP_ASSIGN_OR_RETURN(absl::string_view bytes, ring.Get(record));
   *out = CopyOut(bytes);
   ring.Release(record);
-  return absl::OkStatus();
-}
-
-// The result a kResultOkDirect frame's payload (`frame`) names: the grant
-// the worker wrote it into, its length set. Errors (kDataLoss): no such
-// grant, or a size larger than it.
-absl::Status TakeFromGrant(std::map<uint64_t, std::string>& grants,
-                           absl::string_view frame, std::string* out) {
-  if (frame.size() != 16) {
-    return absl::DataLossError(
-        absl::StrCat("a direct result record of ", frame.size(), " bytes"));
-  }
-  uint64_t id, size;
-  std::memcpy(&id, frame.data(), 8);
-  std::memcpy(&size, frame.data() + 8, 8);
-  auto it = grants.find(id);
-  if (it == grants.end()) {
-    return absl::DataLossError(absl::StrCat("a result in grant ", id,
-                                            ", which it does not hold"));
-  }
-  if (size > it->second.capacity()) {
-    return absl::DataLossError(absl::StrCat(
-        "a result of ", size, " bytes in a grant of ",
-        it->second.capacity()));
-  }
-  *out = std::move(it->second);
-  grants.erase(it);
-  SetLengthUninitialized(out, size);
   return absl::OkStatus();
 }
 
@@ -338,40 +215,7 @@ ForkTransport::ForkTransport(const FunctionTable* table,
     : table_(table),
       options_(std::move(options)),
       wake_(std::move(wake)),
-      driver_wake_(std::move(driver_wake)),
-      pool_pid_(getpid()) {}
-
-void FailDirectWritesForTesting(bool fail) {
-  g_fail_direct_writes.store(fail, std::memory_order_relaxed);
-}
-
-void ForkTransport::GrantLocked(Proc& p) {
-  if (!options_.direct_results || !p.direct || p.grant_size < kDirectMin ||
-      p.stop_requested || p.shut || p.eof) {
-    return;
-  }
-  const size_t most =
-      std::max<size_t>(1, std::min(kMaxGrants, kMaxGrantBytes / p.grant_size));
-  while (p.grants.size() < most) {
-    const uint64_t id = p.next_grant++;
-    std::string& g = p.grants[id];
-    g.reserve(p.grant_size);
-    PrepareForRemoteWrite(g.data(), p.grant_size);
-    const uint64_t fields[3] = {static_cast<uint64_t>(pool_pid_),
-                                reinterpret_cast<uintptr_t>(g.data()),
-                                static_cast<uint64_t>(g.capacity())};
-    const size_t at = p.out.size();
-    p.out.resize(at + kHeader);
-    PutHeader(&p.out, at, kGrantSize, kGrant, id);
-    p.out.append(reinterpret_cast<const char*>(fields), kGrantSize);
-  }
-}
-
-void ForkTransport::NoteLargeResultLocked(Proc& p, size_t size) {
-  p.grant_size = size >= kDirectMin ? size : 0;
-  GrantLocked(p);
-  if (p.out_off < p.out.size()) FlushLocked(p);  // the rest: on POLLOUT
-}
+      driver_wake_(std::move(driver_wake)) {}
 
 ForkTransport::Proc::~Proc() {
   if (slot != nullptr) munmap(slot, sizeof(*slot));
@@ -521,8 +365,6 @@ void ForkTransport::WorkerMain(int sock, pid_t parent,
 void RunWorkerLoop(int sock, std::atomic<uint64_t>* slot, size_t max_payload,
                    size_t ring_capacity, WorkerFunctions* functions) {
   ResultRing ring;  // made with the first large result
-  std::vector<Grant> grants;  // pool memory to write large results into
-  bool direct = true;         // false once the kernel refused a write
   std::string out;
   std::string bare;  // a result sent as it is (ChunkRunner::RunBare)
   const int64_t pid = getpid();
@@ -578,12 +420,6 @@ void RunWorkerLoop(int sock, std::atomic<uint64_t>* slot, size_t max_payload,
       std::memcpy(&task, h + 8, 8);
       if (in.size() - start < kHeader + len) break;
       absl::string_view args(h + kHeader, len);
-      if (fn == kGrant || fn == kGrantTaken) {
-        Grant g;
-        if (fn == kGrant && ParseGrant(args, task, &g)) grants.push_back(g);
-        start += kHeader + len;
-        continue;
-      }
       size_t at = out.size();
       out.resize(at + kHeader);
       TaskFailure failure;
@@ -645,42 +481,13 @@ void RunWorkerLoop(int sock, std::atomic<uint64_t>* slot, size_t max_payload,
             ring_capacity = 0;  // no memfd here: the socket it is
           }
         }
-        // Sent at once, with what was batched before it. Written straight
-        // into a grant of pool memory, only the grant's id and the size
-        // travel; in the ring, only its record (the pool frees the ring as
-        // it reads records); otherwise the frame's header, then the
-        // result's own bytes (no encode copy).
-        int granted = -1;
-        if (direct && bare.size() >= kDirectMin) {
-          if (grants.empty()) LookAheadForGrants(sock, in, start, &grants);
-          granted = WriteIntoGrant(bare, grants);
-          if (granted == -2 || (granted == -1 && !grants.empty())) {
-            // Give back what does not fit (the pool then grants the new
-            // size), or everything, for good, when the kernel refused.
-            std::string back;
-            for (const Grant& g : grants) {
-              back.append(reinterpret_cast<const char*>(&g.id), 8);
-            }
-            std::string frame(kHeader, '\0');
-            PutHeader(&frame, 0, static_cast<uint32_t>(back.size()),
-                      kGrantsBack, granted == -2 ? 1 : 0);
-            if (!WriteFully2(sock, frame, back)) return;
-            grants.clear();
-            if (granted == -2) direct = false;
-          }
-        }
+        // Sent at once, with what was batched before it: in the ring, only
+        // its record travels (the pool frees the ring as it reads records);
+        // otherwise the frame's header, then the result's own bytes (no
+        // encode copy).
         RingRecord record;
         bool sent;
-        if (granted >= 0) {
-          const uint64_t id = grants[granted].id;
-          const uint64_t size = bare.size();
-          grants.erase(grants.begin() + granted);
-          out.resize(at + kHeader + 16);
-          std::memcpy(&out[at + kHeader], &id, 8);
-          std::memcpy(&out[at + kHeader + 8], &size, 8);
-          PutHeader(&out, at, 16, kResultOkDirect, task);
-          sent = WriteFully(sock, out.data(), out.size());
-        } else if (ring.valid() && ring.Put(bare, &record)) {
+        if (ring.valid() && ring.Put(bare, &record)) {
           out.resize(at + kHeader + RingRecord::kEncodedSize);
           record.EncodeTo(&out[at + kHeader]);
           PutHeader(&out, at, RingRecord::kEncodedSize, kResultOkRing, task);
@@ -732,7 +539,6 @@ absl::Status ForkTransport::Send(WorkerId worker, uint64_t task_id,
       name = remote;
     }
   }
-  GrantLocked(p);  // ahead of the task, for its result
   const uint32_t name_len = static_cast<uint32_t>(name.size());
   const size_t at = p.out.size();
   p.out.resize(at + kHeader);
@@ -864,36 +670,15 @@ void ForkTransport::ParseLocked(Proc& p, std::vector<TransportEvent>* events) {
       pos += kHeader + len;
       continue;
     }
-    if (word == kGrantsBack) {
-      for (size_t i = 0; i + 8 <= len; i += 8) {
-        uint64_t id;
-        std::memcpy(&id, h + kHeader + i, 8);
-        p.grants.erase(id);
-      }
-      if (task == 1) {
-        p.direct = false;  // the kernel refused: no more grants
-        p.grants.clear();
-      }
-      pos += kHeader + len;
-      NoteLargeResultLocked(p, p.grant_size);
-      continue;
-    }
     TransportEvent ev;
     ev.worker = p.id;
     ev.task_id = task;
-    ev.bare_string = word == kResultOkBare || word == kResultOkRing ||
-                     word == kResultOkDirect;
-    if (word == kResultOkRing || word == kResultOkDirect) {
+    ev.bare_string = word == kResultOkBare || word == kResultOkRing;
+    if (word == kResultOkRing) {
       absl::Status taken =
-          word == kResultOkRing
-              ? TakeFromRing(p.ring, absl::string_view(h + kHeader, len),
-                             &ev.payload)
-              : TakeFromGrant(p.grants, absl::string_view(h + kHeader, len),
-                              &ev.payload);
+          TakeFromRing(p.ring, absl::string_view(h + kHeader, len), &ev.payload);
       if (taken.ok()) {
-        (word == kResultOkRing ? ring_results_ : direct_results_)
-            .fetch_add(1, std::memory_order_relaxed);
-        NoteLargeResultLocked(p, ev.payload.size());
+        ring_results_.fetch_add(1, std::memory_order_relaxed);
       } else {
         // The worker broke the protocol: its task fails, and it ends.
         TaskFailure f;
@@ -917,7 +702,6 @@ void ForkTransport::ParseLocked(Proc& p, std::vector<TransportEvent>* events) {
     } else {
       ev.payload.assign(h + kHeader, len);
       ev.ok = word == kResultOk || word == kResultOkBare;
-      if (word == kResultOkBare) NoteLargeResultLocked(p, len);
     }
     events->push_back(std::move(ev));
     pos += kHeader + len;
@@ -960,7 +744,6 @@ void ForkTransport::ReadLocked(Proc& p, std::vector<TransportEvent>* events,
         ev.payload = std::move(p.big);
         p.big = std::string();
         p.reading_big = false;
-        if (ev.bare_string) NoteLargeResultLocked(p, ev.payload.size());
         events->push_back(std::move(ev));
       }
     } else {

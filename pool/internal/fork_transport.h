@@ -79,12 +79,6 @@ class WorkerFunctions {
 void RunWorkerLoop(int sock, std::atomic<uint64_t>* slot, size_t max_payload,
                    size_t ring_capacity, WorkerFunctions* functions);
 
-// FailDirectWritesForTesting()
-//
-// Makes every worker forked after it (it is inherited) find its direct
-// writes refused, as the kernel would refuse them.
-void FailDirectWritesForTesting(bool fail);
-
 // ReportInitFailure()
 //
 // Writes the frame that tells the pool this worker's initializer failed.
@@ -122,13 +116,6 @@ struct ForkTransportOptions {
   // Bytes of each forked worker's result ring (`result_ring.h`); 0: none,
   // large results then come over the socket. Tests make it small.
   size_t ring_capacity = ResultRing::kDefaultCapacity;
-  // Large results (256 KiB and more) written by the worker straight into
-  // a string the pool reserved for it ("granted"), with process_vm_writev:
-  // one copy in all, and the new memory's page faults taken on the
-  // worker's CPU. Where the kernel refuses (no ptrace access to the pool:
-  // Yama, a non-dumpable pool), the worker says so once and the ring is
-  // used. Tests turn it off.
-  bool direct_results = true;
   // When set, workers are started by it instead of fork(); each task frame
   // names its function (`ChunkRunner::remote_name()`) the first time a
   // worker sees it, and the worker resolves it by name.
@@ -140,7 +127,6 @@ struct ForkTransportOptions {
 class ReadBuffer {
  public:
   const char* data() const { return buf_.get(); }
-  char* mutable_data() { return buf_.get(); }
   size_t size() const { return len_; }
   // Room for `n` more bytes; returns where to write them.
   char* Reserve(size_t n);
@@ -183,9 +169,6 @@ class ForkTransport : public Transport {
   // How many results came through the workers' rings (the rest came over
   // their sockets); for tests and diagnostics.
   uint64_t results_through_ring() const { return ring_results_.load(); }
-  // How many large results workers wrote straight into this process's
-  // memory (see ForkTransportOptions::direct_results).
-  uint64_t results_written_directly() const { return direct_results_.load(); }
 
  private:
   struct Proc {
@@ -208,13 +191,6 @@ class ForkTransport : public Transport {
     bool shut = false;
     std::function<int()> reap;  // launched workers: see LaunchedWorker
     std::vector<bool> named;    // launched workers: functions named to it
-    // Direct results: reserved strings the worker may write a large result
-    // into, by grant id; the size to grant (that of its latest large
-    // result; 0: none); false once it could not write into this process.
-    std::map<uint64_t, std::string> grants;
-    uint64_t next_grant = 1;
-    size_t grant_size = 0;
-    bool direct = true;
 
     Proc() = default;
     Proc(const Proc&) = delete;
@@ -233,10 +209,6 @@ class ForkTransport : public Transport {
   absl::Status PollWith(int wake_fd, absl::Duration timeout,
                         std::vector<TransportEvent>* events);
   bool FlushLocked(Proc& p);  // false: write error (worker gone)
-  // Tops up `p`'s grants (kMaxGrants of grant_size bytes) and queues them.
-  void GrantLocked(Proc& p);
-  // Notes a large (bare) result of `size` bytes from `p`: the size to grant.
-  void NoteLargeResultLocked(Proc& p, size_t size);
   void ReadLocked(Proc& p, std::vector<TransportEvent>* events, bool drain);
   void ParseLocked(Proc& p, std::vector<TransportEvent>* events);
   void ReapLocked(Proc& p, std::vector<TransportEvent>* events);
@@ -255,8 +227,6 @@ class ForkTransport : public Transport {
   // their pidfd (Transport::LeaveResultsToDriver).
   std::atomic<bool> results_to_driver_{false};
   std::atomic<uint64_t> ring_results_{0};
-  std::atomic<uint64_t> direct_results_{0};
-  const pid_t pool_pid_;
 };
 
 }  // namespace pool_internal

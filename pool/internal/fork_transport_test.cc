@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "pool/internal/core.h"
@@ -184,14 +183,11 @@ std::string Tagged(int n) {
 // result rings hold `ring_capacity` bytes; returns how many came through
 // the rings, with every result checked.
 void RunTagged(const std::vector<int>& sizes, int processes,
-               size_t ring_capacity, uint64_t* through_ring,
-               uint64_t* directly = nullptr, bool direct_results = true,
-               bool one_at_a_time = false) {
+               size_t ring_capacity, uint64_t* through_ring) {
   auto table = std::make_unique<FunctionTable>();
   table->Add(std::make_shared<CallRunner<std::string (*)(int), int, false>>(&Tagged));
   ForkTransportOptions options;
   options.ring_capacity = ring_capacity;
-  options.direct_results = direct_results;
   absl::StatusOr<std::unique_ptr<ForkTransport>> transport =
       ForkTransport::Create(table.get(), options);
   ASSERT_TRUE(transport.ok()) << transport.status();
@@ -199,8 +195,9 @@ void RunTagged(const std::vector<int>& sizes, int processes,
   Core core(CoreOptions{.processes = processes}, std::move(table),
             *std::move(transport));
   ASSERT_TRUE(core.Start().ok());
-  absl::Mutex mu;
+  std::mutex mu;
   size_t left = sizes.size();
+  absl::Notification all_done;
   std::vector<Core::TaskSpec> specs;
   for (size_t i = 0; i < sizes.size(); ++i) {
     Core::TaskSpec spec;
@@ -211,8 +208,8 @@ void RunTagged(const std::vector<int>& sizes, int processes,
     // Large results arrive bare, smaller ones encoded.
     spec.done_bare = [&, size](std::string r) {
       EXPECT_TRUE(r == Tagged(size)) << "result of task " << size << " differs";
-      absl::MutexLock lock(&mu);
-      --left;
+      std::lock_guard<std::mutex> lock(mu);
+      if (--left == 0) all_done.Notify();
     };
     spec.done = [&, size](absl::StatusOr<std::string> r) {
       if (!r.ok()) {
@@ -223,36 +220,14 @@ void RunTagged(const std::vector<int>& sizes, int processes,
         EXPECT_TRUE(v.ok() && v->size() == 1 && (*v)[0] == Tagged(size))
             << "result of task " << size << " differs";
       }
-      absl::MutexLock lock(&mu);
-      --left;
+      std::lock_guard<std::mutex> lock(mu);
+      if (--left == 0) all_done.Notify();
     };
     specs.push_back(std::move(spec));
   }
-  // All at once, or each after the one before it has come back.
-  struct AtMost {
-    const size_t* left;
-    size_t n;
-    static bool Reached(AtMost* a) { return *a->left <= a->n; }
-  };
-  auto left_at_most = [&](size_t n) {
-    AtMost at_most{&left, n};
-    absl::MutexLock lock(&mu);
-    return mu.AwaitWithTimeout(absl::Condition(&AtMost::Reached, &at_most),
-                               absl::Seconds(60));
-  };
-  if (one_at_a_time) {
-    for (size_t i = 0; i < specs.size(); ++i) {
-      std::vector<Core::TaskSpec> one;
-      one.push_back(std::move(specs[i]));
-      ASSERT_TRUE(core.Submit(std::move(one)).ok());
-      ASSERT_TRUE(left_at_most(sizes.size() - i - 1));
-    }
-  } else {
-    ASSERT_TRUE(core.Submit(std::move(specs)).ok());
-    ASSERT_TRUE(left_at_most(0));
-  }
+  ASSERT_TRUE(core.Submit(std::move(specs)).ok());
+  ASSERT_TRUE(all_done.WaitForNotificationWithTimeout(absl::Seconds(60)));
   *through_ring = t->results_through_ring();
-  if (directly != nullptr) *directly = t->results_written_directly();
   core.Close();
   EXPECT_TRUE(core.Join().ok());
 }
@@ -282,76 +257,10 @@ TEST(ForkTransportTest, WithoutARingLargeResultsComeOverTheSocket) {
   EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
 }
 
-// Results of 256 KiB and more are written by the worker straight into
-// strings the pool reserved ("grants"): sizes that repeat, that shrink to
-// half a grant, that outgrow it (the grants go back and new ones come), and
-// small ones between them, on two workers; every result intact (RunTagged
-// checks each).
-TEST(ForkTransportTest, LargeResultsWrittenStraightIntoThePool) {
-  testing::LeakCheck leaks;
-  std::vector<int> sizes;
-  for (int i = 0; i < 20; ++i) sizes.push_back(1 << 20);
-  for (int i = 0; i < 10; ++i) sizes.push_back((1 << 20) - 1000 * i);
-  sizes.push_back(600000);     // half of a 1 MiB grant: a new size
-  sizes.push_back(100);        // small: encoded
-  sizes.push_back(70000);      // in the ring
-  for (int i = 0; i < 10; ++i) sizes.push_back((3 << 20) + 4096 * i);
-  sizes.push_back(9 << 20);    // past the ring
-  for (int i = 0; i < 10; ++i) sizes.push_back(300000);
-  uint64_t through_ring = 0, directly = 0;
-  RunTagged(sizes, 2, ResultRing::kDefaultCapacity, &through_ring, &directly);
-  EXPECT_GT(directly, 0u);
-  EXPECT_GT(through_ring, 0u);
-  // One size, one task at a time: every result after the first (through
-  // the ring: nothing granted yet) finds a grant sent ahead of its task.
-  // (With tasks queued, a worker that finds no grant at hand uses the ring
-  // rather than wait, so how many go direct then depends on timing.)
-  std::vector<int> same(20, 1 << 20);
-  RunTagged(same, 1, ResultRing::kDefaultCapacity, &through_ring, &directly,
-            /*direct_results=*/true, /*one_at_a_time=*/true);
-  EXPECT_EQ(directly, same.size() - 1);
-  EXPECT_EQ(through_ring, 1u);
-  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
-}
-
-// When the kernel refuses a worker's write into the pool (Yama, a pool
-// that is not dumpable), the worker says so once and its large results go
-// through the ring.
-TEST(ForkTransportTest, RefusedDirectWritesFallBackOnTheRing) {
-  testing::LeakCheck leaks;
-  FailDirectWritesForTesting(true);  // inherited by the workers
-  std::vector<int> sizes(30, 1 << 20);
-  uint64_t through_ring = 0, directly = 1;
-  RunTagged(sizes, 2, ResultRing::kDefaultCapacity, &through_ring, &directly);
-  FailDirectWritesForTesting(false);
-  EXPECT_EQ(directly, 0u);
-  EXPECT_GT(through_ring, sizes.size() / 2);  // the rest: over the socket
-  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
-}
-
-TEST(ForkTransportTest, WithDirectResultsOffLargeResultsUseTheRing) {
-  testing::LeakCheck leaks;
-  std::vector<int> sizes(10, 1 << 20);
-  uint64_t through_ring = 0, directly = 1;
-  RunTagged(sizes, 1, ResultRing::kDefaultCapacity, &through_ring, &directly,
-            /*direct_results=*/false);
-  EXPECT_EQ(directly, 0u);
-  EXPECT_GT(through_ring, sizes.size() / 2);
-  EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
-}
-
 // A "worker" that answers each task with a ring record lying outside its
 // ring, as a broken or hostile worker might: without having sent a ring,
 // after sending a pipe as its ring, or with a real ring.
-// Or that claims to have written a result into pool memory: into a grant
-// it was never given, or more bytes than the grant it was given holds.
-enum class Lie {
-  kNoRing,
-  kPipeAsRing,
-  kOutsideTheRing,
-  kUnknownGrant,
-  kPastTheGrant
-};
+enum class Lie { kNoRing, kPipeAsRing, kOutsideTheRing };
 
 class LyingLauncher : public WorkerLauncher {
  public:
@@ -393,47 +302,7 @@ class LyingLauncher : public WorkerLauncher {
     return f + payload;
   }
 
-  // Answers every task with a direct-result frame (kResultOkDirect): the
-  // first with a grant id it was never given; or, for kPastTheGrant, the
-  // first task honestly (a large bare result, which makes the pool grant),
-  // and then with the size of its grant plus one.
-  void LiesAboutGrants(int fd) {
-    uint64_t grant_id = 12345, grant_capacity = 0;
-    bool answered = false;
-    char header[16];
-    while (ReadExact(fd, header, sizeof header).ok()) {
-      uint32_t len, word;
-      uint64_t task;
-      std::memcpy(&len, header, 4);
-      std::memcpy(&word, header + 4, 4);
-      std::memcpy(&task, header + 8, 8);
-      std::string body(len, '\0');
-      if (!ReadExact(fd, &body[0], len).ok()) return;
-      if (word == 0x7fff0001u) {  // kGrant: pid, address, capacity
-        if (len == 24) std::memcpy(&grant_capacity, &body[16], 8);
-        grant_id = task;
-        continue;
-      }
-      std::string reply;
-      if (lie_ == Lie::kPastTheGrant && !answered) {
-        reply = Frame(3, task, std::string(300000, 'r'));  // kResultOkBare
-        answered = true;
-      } else {
-        std::string record(16, '\0');
-        const uint64_t size = grant_capacity + 1;
-        std::memcpy(&record[0], &grant_id, 8);
-        std::memcpy(&record[8], &size, 8);
-        reply = Frame(6, task, record);  // kResultOkDirect
-      }
-      if (!WriteAll(fd, reply).ok()) return;
-    }
-  }
-
   void Lies(int fd) {
-    if (lie_ == Lie::kUnknownGrant || lie_ == Lie::kPastTheGrant) {
-      LiesAboutGrants(fd);
-      return;
-    }
     absl::StatusOr<ResultRing> ring = ResultRing::Create(1 << 16);
     absl::StatusOr<FdPair> pipe = MakePipe();
     if (!ring.ok() || !pipe.ok()) return;
@@ -494,54 +363,6 @@ TEST(ForkTransportTest, AWorkerSendingABadRingRecordFailsItsTaskAndEnds) {
           [&] { return core.WorkerPids() != first; }, absl::Seconds(1)));
       core.Close();
       (void)core.Join();  // the liar's end is reported as a lost worker
-    }
-    EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
-  }
-}
-
-TEST(ForkTransportTest, AWorkerLyingAboutAGrantFailsItsTaskAndEnds) {
-  for (Lie lie : {Lie::kUnknownGrant, Lie::kPastTheGrant}) {
-    SCOPED_TRACE(static_cast<int>(lie));
-    testing::LeakCheck leaks;
-    {
-      auto table = std::make_unique<FunctionTable>();
-      table->Add(std::make_shared<CallRunner<int (*)(int), int, false>>(&SleepMs));
-      ForkTransportOptions options;
-      options.launcher = std::make_shared<LyingLauncher>(lie);
-      absl::StatusOr<std::unique_ptr<ForkTransport>> transport =
-          ForkTransport::Create(table.get(), options);
-      ASSERT_TRUE(transport.ok()) << transport.status();
-      Core core(CoreOptions{.processes = 1}, std::move(table),
-                *std::move(transport));
-      ASSERT_TRUE(core.Start().ok());
-      const std::vector<int64_t> first = core.WorkerPids();
-      // One task at a time: the second one's lie needs the grant that the
-      // first one's honest large result brings.
-      absl::StatusOr<std::string> got;
-      for (int i = 0; i < (lie == Lie::kPastTheGrant ? 2 : 1); ++i) {
-        absl::Notification done;
-        Core::TaskSpec spec;
-        spec.function = 0;
-        spec.payload = Encode(std::vector<int>{0});
-        spec.done = [&](absl::StatusOr<std::string> r) {
-          got = std::move(r);
-          done.Notify();
-        };
-        ASSERT_TRUE(core.Submit({std::move(spec)}).ok());
-        ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
-        if (i == 0 && lie == Lie::kPastTheGrant) {
-          EXPECT_TRUE(got.ok()) << got.status();
-        }
-      }
-      EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss) << got.status();
-      EXPECT_TRUE(absl::StrContains(got.status().message(), "sent a bad result"))
-          << got.status();
-      EXPECT_TRUE(absl::StrContains(got.status().message(), "grant"))
-          << got.status();
-      EXPECT_TRUE(testing::Eventually(
-          [&] { return core.WorkerPids() != first; }, absl::Seconds(1)));
-      core.Close();
-      (void)core.Join();
     }
     EXPECT_TRUE(leaks.Verify().ok()) << leaks.Verify();
   }

@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include <cstring>
+
+#include <algorithm>
 #include <string>
-#include <utility>
-#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
@@ -166,39 +166,33 @@ bool IsResident(const char* data, size_t len) {
          (resident & 1) != 0;
 }
 
-namespace {
-
-// Huge-page advice for the blocks of [data, data + len) (see the header).
-void AdviseHugePages(char* data, size_t len) {
-  if (len < kHugePageMinBuffer) return;
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(data);
-  std::optional<AddressRange> mapping = OwnAnonymousMapping(begin);
-  if (!mapping.has_value()) return;
-  AddressRange blocks = HugePageBlocks(*mapping, begin, begin + len);
-  if (blocks.end > blocks.begin) {
-    (void)::madvise(reinterpret_cast<void*>(blocks.begin),
-                    blocks.end - blocks.begin, MADV_HUGEPAGE);
-  }
-}
-
-}  // namespace
-
 void PrepareForWrite(char* data, size_t len) {
+#ifdef MADV_POPULATE_WRITE
   // Memory malloc reused is resident already (its first page says so), and
   // populating it again would only walk its page tables.
   if (IsResident(data, len)) return;
-  AdviseHugePages(data, len);
-#ifdef MADV_POPULATE_WRITE
   const uintptr_t page = PageSize();
   uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) & ~(page - 1);
   uintptr_t end = (reinterpret_cast<uintptr_t>(data) + len) & ~(page - 1);
+  if (len >= kHugePageMinBuffer) {
+    std::optional<AddressRange> mapping =
+        OwnAnonymousMapping(reinterpret_cast<uintptr_t>(data));
+    if (mapping.has_value()) {
+      AddressRange blocks = HugePageBlocks(
+          *mapping, reinterpret_cast<uintptr_t>(data),
+          reinterpret_cast<uintptr_t>(data) + len);
+      if (blocks.end > blocks.begin) {
+        (void)::madvise(reinterpret_cast<void*>(blocks.begin),
+                        blocks.end - blocks.begin, MADV_HUGEPAGE);
+      }
+    }
+  }
   (void)::madvise(reinterpret_cast<void*>(begin), end - begin,
                   MADV_POPULATE_WRITE);
+#else
+  (void)data;
+  (void)len;
 #endif
-}
-
-void PrepareForRemoteWrite(char* data, size_t len) {
-  if (!IsResident(data, len)) AdviseHugePages(data, len);
 }
 
 }  // namespace pool_internal

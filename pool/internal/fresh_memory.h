@@ -64,14 +64,6 @@ void PrepareForWrite(char* data, size_t len);
 // pages from the kernel. True when the range holds no whole page.
 bool IsResident(const char* data, size_t len);
 
-// PrepareForRemoteWrite()
-//
-// For `len` bytes at `data` that another process is about to write (with
-// process_vm_writev): the same huge-page advice when the memory is fresh,
-// but no populating, so that the writer's page faults, and the kernel's
-// zeroing, happen on the writer's CPU.
-void PrepareForRemoteWrite(char* data, size_t len);
-
 // An address range [begin, end).
 struct AddressRange {
   uintptr_t begin = 0;
