@@ -132,11 +132,10 @@ bool WriteFully(int fd, const char* data, size_t size) {
   return true;
 }
 
-// A copy of `bytes` in a new string, without zero-filling it first.
-std::string CopyOut(absl::string_view bytes) {
-  std::string s;
-  s.reserve(bytes.size());
-  PrepareForWrite(s.data(), bytes.size());
+// A copy of `bytes` in a new string from `spare`, without zero-filling it
+// first.
+std::string CopyOut(SpareBuffer& spare, absl::string_view bytes) {
+  std::string s = spare.Take(bytes.size());
   s.append(bytes.data(), bytes.size());
   return s;
 }
@@ -144,15 +143,15 @@ std::string CopyOut(absl::string_view bytes) {
 // The result a kResultOkRing frame's payload (`frame`) names, copied out of
 // `ring`, which is then freed up to it. Errors (kDataLoss): not a record of
 // that ring.
-absl::Status TakeFromRing(ResultRing& ring, absl::string_view frame,
-                          std::string* out) {
+absl::Status TakeFromRing(ResultRing& ring, SpareBuffer& spare,
+                          absl::string_view frame, std::string* out) {
   if (frame.size() != RingRecord::kEncodedSize) {
     return absl::DataLossError(
         absl::StrCat("a result record of ", frame.size(), " bytes"));
   }
   RingRecord record = RingRecord::DecodeFrom(frame.data());
   MP_ASSIGN_OR_RETURN(absl::string_view bytes, ring.Get(record));
-  *out = CopyOut(bytes);
+  *out = CopyOut(spare, bytes);
   ring.Release(record);
   return absl::OkStatus();
 }
@@ -499,7 +498,9 @@ void RunWorkerLoop(int sock, std::atomic<uint64_t>* slot, size_t max_payload,
         }
         if (!sent) return;
         out.clear();
-        bare = std::string();  // frees it (a moved-from result's storage)
+        // Emptied; its buffer, if any, is freed when the next result is
+        // moved in.
+        bare.clear();
         last_flush = now;
         continue;
       }
@@ -655,8 +656,7 @@ void ForkTransport::ParseLocked(Proc& p, std::vector<TransportEvent>* events) {
       if (len >= kBigFrame) {
         // Read the rest of a large body straight into its own string.
         p.reading_big = true;
-        p.big.reserve(len);
-        PrepareForWrite(p.big.data(), len);
+        p.big = spare_.Take(len);
         p.big.resize(len);
         std::memcpy(&p.big[0], h + kHeader, avail);
         p.big_have = avail;
@@ -676,7 +676,7 @@ void ForkTransport::ParseLocked(Proc& p, std::vector<TransportEvent>* events) {
     ev.bare_string = word == kResultOkBare || word == kResultOkRing;
     if (word == kResultOkRing) {
       absl::Status taken =
-          TakeFromRing(p.ring, absl::string_view(h + kHeader, len), &ev.payload);
+          TakeFromRing(p.ring, spare_, absl::string_view(h + kHeader, len), &ev.payload);
       if (taken.ok()) {
         ring_results_.fetch_add(1, std::memory_order_relaxed);
       } else {

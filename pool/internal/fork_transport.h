@@ -40,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "pool/internal/fresh_memory.h"
 #include "pool/internal/result_ring.h"
 #include "pool/internal/runner.h"
 #include "pool/internal/transport.h"
@@ -221,6 +222,7 @@ class ForkTransport : public Transport {
   UniqueFd wake_;
   UniqueFd driver_wake_;
   std::mutex mu_;
+  SpareBuffer spare_;  // for the next large result (fresh_memory.h)
   WorkerId next_id_ = 1;
   std::map<WorkerId, std::unique_ptr<Proc>> procs_;
   // The handler's Poll() skips the sockets of workers whose exit it sees on

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include <algorithm>
@@ -160,10 +161,21 @@ bool IsResident(const char* data, size_t len) {
   const uintptr_t page = PageSize();
   uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) & ~(page - 1);
   uintptr_t end = (reinterpret_cast<uintptr_t>(data) + len) & ~(page - 1);
-  if (end <= begin) return true;  // no whole page: nothing worth faulting
-  unsigned char resident = 0;
-  return ::mincore(reinterpret_cast<void*>(begin), page, &resident) == 0 &&
-         (resident & 1) != 0;
+  // Every whole page, 1024 at a time (a page-table walk: ~1 us per MiB).
+  // Not just the first: a heap given back only at its top, or an allocator
+  // that fills the start of each block (ASan), leaves some resident.
+  unsigned char vec[1024];
+  while (begin < end) {
+    const size_t pages = std::min<uintptr_t>((end - begin) / page, sizeof vec);
+    if (::mincore(reinterpret_cast<void*>(begin), pages * page, vec) != 0) {
+      return false;
+    }
+    for (size_t i = 0; i < pages; ++i) {
+      if ((vec[i] & 1) == 0) return false;
+    }
+    begin += pages * page;
+  }
+  return true;
 }
 
 void PrepareForWrite(char* data, size_t len) {
@@ -193,6 +205,23 @@ void PrepareForWrite(char* data, size_t len) {
   (void)data;
   (void)len;
 #endif
+}
+
+std::string SpareBuffer::Take(size_t n) {
+  std::string s;
+  if (n >= kHugePageMinBuffer && n <= kMaxSpare) {
+    if (spare_.capacity() >= n && spare_.capacity() - n <= n / 8 + 4096) {
+      s.swap(spare_);
+    } else {
+      std::string().swap(spare_);  // freed first: its memory may serve `s`
+    }
+  }
+  if (s.capacity() < n) s.reserve(n);
+  PrepareForWrite(s.data(), n);
+  // The next one, allocated after `s` (above it when both come from the top
+  // of the heap); faulted in when it is used.
+  if (n >= kHugePageMinBuffer && n <= kMaxSpare) spare_.reserve(n);
+  return s;
 }
 
 }  // namespace pool_internal

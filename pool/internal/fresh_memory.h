@@ -2,7 +2,9 @@
 // File: pool/internal/fresh_memory.h
 // -----------------------------------------------------------------------------
 //
-// Preparing the memory a large result is about to be written into.
+// Preparing the memory a large result is about to be written into, and
+// keeping that memory from going back to the kernel between calls
+// (`SpareBuffer`, below).
 //
 // The pool copies each large result (a worker's ring record, or a big socket
 // frame) into a new `std::string` that the caller keeps. When the caller frees
@@ -41,6 +43,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "absl/strings/string_view.h"
 
@@ -57,9 +60,38 @@ inline constexpr size_t kHugePageMinBuffer = size_t{1} << 20;
 // Never fails: every step is advice the kernel may decline.
 void PrepareForWrite(char* data, size_t len);
 
+// A buffer kept for the next large result: `Take(n)` returns an empty string
+// with room for `n` bytes, faulted in (PrepareForWrite), and allocates
+// another of the same size, the spare, which the next call of about that
+// size takes. Why: the spare is allocated after each result, so it is the
+// newest large block in the heap, and the memory of the results the caller
+// has freed lies below it, where malloc keeps it for the next results,
+// instead of at the top of the heap, where glibc gives it back to the kernel
+// and every later result pays for fresh zeroed pages (measured: 64 results
+// of 1 MiB per `Map` took 120-160 us per MiB when the memory was reused and
+// 250-750 us when it was not, in ~40% of processes, depending on heap
+// layout; with the spare, in every process). Holds one allocation of up to
+// `kMaxSpare` bytes between calls (not faulted in until used, so resident
+// only if malloc reused resident memory for it); sizes outside
+// [kHugePageMinBuffer, kMaxSpare] keep no spare. Thread-compatible.
+//
+//   SpareBuffer spare;
+//   std::string s = spare.Take(n);
+//   s.append(bytes, n);
+class SpareBuffer {
+ public:
+  static constexpr size_t kMaxSpare = size_t{8} << 20;
+
+  std::string Take(size_t n);
+  size_t spare_capacity() const { return spare_.capacity(); }
+
+ private:
+  std::string spare_;
+};
+
 // IsResident()
 //
-// Whether the first whole page of [data, data + len) is in memory: for
+// Whether every whole page of [data, data + len) is in memory (mincore): for
 // memory malloc hands out, whether it reused memory (resident) or got fresh
 // pages from the kernel. True when the range holds no whole page.
 bool IsResident(const char* data, size_t len);
