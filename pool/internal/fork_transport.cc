@@ -675,8 +675,8 @@ void ForkTransport::ParseLocked(Proc& p, std::vector<TransportEvent>* events) {
     ev.task_id = task;
     ev.bare_string = word == kResultOkBare || word == kResultOkRing;
     if (word == kResultOkRing) {
-      absl::Status taken =
-          TakeFromRing(p.ring, spare_, absl::string_view(h + kHeader, len), &ev.payload);
+      absl::Status taken = TakeFromRing(
+          p.ring, spare_, absl::string_view(h + kHeader, len), &ev.payload);
       if (taken.ok()) {
         ring_results_.fetch_add(1, std::memory_order_relaxed);
       } else {

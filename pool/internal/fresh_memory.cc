@@ -26,6 +26,17 @@ uintptr_t PageSize() {
   return page;
 }
 
+uintptr_t RoundDown(uintptr_t x, uintptr_t align) { return x & ~(align - 1); }
+uintptr_t RoundUp(uintptr_t x, uintptr_t align) {
+  return RoundDown(x + align - 1, align);
+}
+
+// The whole pages of [data, data + len); empty (begin >= end) if none.
+AddressRange WholePages(const char* data, size_t len) {
+  const uintptr_t at = reinterpret_cast<uintptr_t>(data);
+  return AddressRange{RoundUp(at, PageSize()), RoundDown(at + len, PageSize())};
+}
+
 // Linux 6.11's PROCMAP_QUERY ioctl on /proc/<pid>/maps (include/uapi/linux/
 // fs.h), declared here because the system headers may predate it.
 struct ProcmapQuery {
@@ -147,10 +158,10 @@ AddressRange HugePageBlocks(AddressRange mapping, uintptr_t begin,
                             uintptr_t end) {
   AddressRange r;
   if (begin >= end) return r;
-  uintptr_t lo = begin & ~(kHugePage - 1);
-  uintptr_t hi = (end + kHugePage - 1) & ~(kHugePage - 1);
-  if (lo < mapping.begin) lo = (mapping.begin + kHugePage - 1) & ~(kHugePage - 1);
-  if (hi > mapping.end) hi = mapping.end & ~(kHugePage - 1);
+  uintptr_t lo = RoundDown(begin, kHugePage);
+  uintptr_t hi = RoundUp(end, kHugePage);
+  if (lo < mapping.begin) lo = RoundUp(mapping.begin, kHugePage);
+  if (hi > mapping.end) hi = RoundDown(mapping.end, kHugePage);
   if (lo >= hi) return r;
   r.begin = lo;
   r.end = hi;
@@ -159,8 +170,9 @@ AddressRange HugePageBlocks(AddressRange mapping, uintptr_t begin,
 
 bool IsResident(const char* data, size_t len) {
   const uintptr_t page = PageSize();
-  uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) & ~(page - 1);
-  uintptr_t end = (reinterpret_cast<uintptr_t>(data) + len) & ~(page - 1);
+  AddressRange pages_in = WholePages(data, len);
+  uintptr_t begin = pages_in.begin;
+  const uintptr_t end = pages_in.end;
   // Every whole page, 1024 at a time (a page-table walk: ~1 us per MiB).
   // Not just the first: a heap given back only at its top, or an allocator
   // that fills the start of each block (ASan), leaves some resident.
@@ -179,31 +191,25 @@ bool IsResident(const char* data, size_t len) {
 }
 
 void PrepareForWrite(char* data, size_t len) {
-#ifdef MADV_POPULATE_WRITE
-  // Memory malloc reused is resident already (its first page says so), and
-  // populating it again would only walk its page tables.
+  // Memory malloc reused is resident already, and populating it again would
+  // only walk its page tables.
   if (IsResident(data, len)) return;
-  const uintptr_t page = PageSize();
-  uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) & ~(page - 1);
-  uintptr_t end = (reinterpret_cast<uintptr_t>(data) + len) & ~(page - 1);
+  const uintptr_t at = reinterpret_cast<uintptr_t>(data);
   if (len >= kHugePageMinBuffer) {
-    std::optional<AddressRange> mapping =
-        OwnAnonymousMapping(reinterpret_cast<uintptr_t>(data));
+    std::optional<AddressRange> mapping = OwnAnonymousMapping(at);
     if (mapping.has_value()) {
-      AddressRange blocks = HugePageBlocks(
-          *mapping, reinterpret_cast<uintptr_t>(data),
-          reinterpret_cast<uintptr_t>(data) + len);
+      AddressRange blocks = HugePageBlocks(*mapping, at, at + len);
       if (blocks.end > blocks.begin) {
         (void)::madvise(reinterpret_cast<void*>(blocks.begin),
                         blocks.end - blocks.begin, MADV_HUGEPAGE);
       }
     }
   }
-  (void)::madvise(reinterpret_cast<void*>(begin), end - begin,
-                  MADV_POPULATE_WRITE);
-#else
-  (void)data;
-  (void)len;
+#ifdef MADV_POPULATE_WRITE
+  // Kernels before 5.14 (EINVAL): the pages fault in as they are written.
+  AddressRange pages = WholePages(data, len);
+  (void)::madvise(reinterpret_cast<void*>(pages.begin),
+                  pages.end - pages.begin, MADV_POPULATE_WRITE);
 #endif
 }
 

@@ -175,9 +175,10 @@ class AlignedMapping {
 // Whether every whole page of the range is resident (the ones
 // PrepareForWrite faults in; partial pages at the ends are malloc's too).
 bool AllResident(const char* data, size_t len) {
-  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) & ~(page - 1);
-  uintptr_t end = (reinterpret_cast<uintptr_t>(data) + len) & ~(page - 1);
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t at = reinterpret_cast<uintptr_t>(data);
+  const uintptr_t begin = (at + page - 1) / page * page;
+  const uintptr_t end = (at + len) / page * page;
   if (end <= begin) return true;
   std::vector<unsigned char> v((end - begin) / page);
   if (mincore(reinterpret_cast<void*>(begin), end - begin, v.data()) != 0) {
