@@ -1,7 +1,6 @@
 #include "pool/internal/fork_transport.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -11,7 +10,6 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,13 +22,10 @@
 #include "absl/strings/str_cat.h"
 #include "pool/internal/fresh_memory.h"
 #include "process/exception_name.h"
+#include "process/internal/pidfd.h"
 #include "process/spawn.h"
 #include "process/status_macros.h"
 #include "process/spin.h"
-
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
 
 namespace mp {
 namespace pool_internal {
@@ -52,16 +47,6 @@ constexpr uint32_t kRingFd = 5;
 // Function word flag (pool -> launched worker): the payload starts with
 // name_len:u32 and the function's registered name.
 constexpr uint32_t kNamedFunction = 0x80000000u;
-
-// pidfd_open(2); -1 with errno (ENOSYS on old kernels: callers fall back on
-// socket EOF).
-int PidfdOpen(pid_t pid) {
-  long fd = syscall(SYS_pidfd_open, pid, 0);
-  if (fd < 0) return -1;
-  int flags = fcntl(static_cast<int>(fd), F_GETFD);
-  if (flags >= 0) fcntl(static_cast<int>(fd), F_SETFD, flags | FD_CLOEXEC);
-  return static_cast<int>(fd);
-}
 
 // Every fd any ForkTransport of this process holds, so a forked worker can
 // close the fds of other workers and other pools.
@@ -116,7 +101,7 @@ class TableFunctions : public WorkerFunctions {
 // How long an idle worker polls its socket before it sleeps in read():
 // 50 us, or 0 when the process may run on one CPU only (spinning would keep
 // the pool itself from running).
-int64_t WorkerSpinNanos() { return mp::MayUseSeveralCpus() ? 50000 : 0; }
+int64_t WorkerSpinNanos() { return mp::SpinAllowed() ? 50000 : 0; }
 
 // Worker side: blocking full write; false when the pool is gone.
 bool WriteFully(int fd, const char* data, size_t size) {
@@ -307,7 +292,7 @@ absl::StatusOr<WorkerId> ForkTransport::StartWorker(uint32_t generation) {
   pair.write.reset();
   p->pid = pid;
   p->sock = std::move(pair.read);
-  int pidfd = PidfdOpen(pid);
+  int pidfd = process_internal::PidfdOpen(pid);
   if (pidfd >= 0) p->pidfd.reset(pidfd);
   absl::Status nb = SetNonBlocking(p->sock.get());
   if (!nb.ok()) {

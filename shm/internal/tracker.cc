@@ -573,20 +573,6 @@ absl::Status StartTrackerLocked() {
   return s;
 }
 
-}  // namespace
-
-int SysPidfdOpen(pid_t pid) {
-#ifdef SYS_pidfd_open
-  long r = ::syscall(SYS_pidfd_open, pid, 0);
-  return r < 0 ? -errno : static_cast<int>(r);
-#else
-  (void)pid;
-  return -ENOSYS;
-#endif
-}
-
-namespace {
-
 absl::Status TrackEntry(absl::string_view name, uint32_t kind) {
   std::lock_guard<std::mutex> lock(g_mu);
   if (g_table == nullptr || g_table_pid != ::getpid()) {

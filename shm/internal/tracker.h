@@ -80,9 +80,6 @@ bool StartupLoadsObjectAt(const void* addr);
 // use the fallback (a CLONE_VM helper) instead of re-executing the program.
 void UseCloneTrackerForTesting();
 
-// Raw pidfd_open(2): the fd or -errno.
-int SysPidfdOpen(pid_t pid);
-
 }  // namespace shm_internal
 }  // namespace mp
 
