@@ -276,6 +276,14 @@ absl::StatusOr<WorkerId> ForkTransport::StartWorker(uint32_t generation) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pid_t parent = getpid();
+  // Forked with the transport's lock held, so that no thread of this pool
+  // (a driver reading results) is inside the allocator for the transport's
+  // buffers at that instant. glibc's fork() makes its own malloc safe in
+  // the child whatever other threads do, but an allocator without fork
+  // handlers would leave the child a lock held by a thread that does not
+  // exist there: the worker would spin forever in its first allocation
+  // (seen with GCC 12's AddressSanitizer, whose allocator has none).
+  std::unique_lock<std::mutex> forking(mu_);
   pid_t pid = fork();
   if (pid == 0) {
     // Child: default dispositions for the signals that end a worker, Ctrl-C
@@ -287,6 +295,7 @@ absl::StatusOr<WorkerId> ForkTransport::StartWorker(uint32_t generation) {
     WorkerMain(pair.write.get(), parent, close_fds, p->slot);
   }
   int fork_errno = errno;
+  forking.unlock();
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (pid < 0) return absl::ErrnoToStatus(fork_errno, "fork");
   pair.write.reset();
