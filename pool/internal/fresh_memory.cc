@@ -8,9 +8,9 @@
 
 #include <algorithm>
 #include <cstring>
-
-#include <algorithm>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
@@ -168,32 +168,39 @@ AddressRange HugePageBlocks(AddressRange mapping, uintptr_t begin,
   return r;
 }
 
-bool IsResident(const char* data, size_t len) {
+namespace {
+
+// Whether every page of the page-aligned `pages` is resident, asked 1024
+// pages at a time (a page-table walk: ~1 us per MiB). Every page, not just
+// the first: a heap given back only at its top, or an allocator that fills
+// the start of each block (ASan), leaves some resident.
+bool PagesResident(AddressRange pages) {
   const uintptr_t page = PageSize();
-  AddressRange pages_in = WholePages(data, len);
-  uintptr_t begin = pages_in.begin;
-  const uintptr_t end = pages_in.end;
-  // Every whole page, 1024 at a time (a page-table walk: ~1 us per MiB).
-  // Not just the first: a heap given back only at its top, or an allocator
-  // that fills the start of each block (ASan), leaves some resident.
   unsigned char vec[1024];
-  while (begin < end) {
-    const size_t pages = std::min<uintptr_t>((end - begin) / page, sizeof vec);
-    if (::mincore(reinterpret_cast<void*>(begin), pages * page, vec) != 0) {
+  for (uintptr_t at = pages.begin; at < pages.end;) {
+    const size_t n = std::min<uintptr_t>((pages.end - at) / page, sizeof vec);
+    if (::mincore(reinterpret_cast<void*>(at), n * page, vec) != 0) {
       return false;
     }
-    for (size_t i = 0; i < pages; ++i) {
+    for (size_t i = 0; i < n; ++i) {
       if ((vec[i] & 1) == 0) return false;
     }
-    begin += pages * page;
+    at += n * page;
   }
   return true;
+}
+
+}  // namespace
+
+bool IsResident(const char* data, size_t len) {
+  return PagesResident(WholePages(data, len));
 }
 
 void PrepareForWrite(char* data, size_t len) {
   // Memory malloc reused is resident already, and populating it again would
   // only walk its page tables.
-  if (IsResident(data, len)) return;
+  const AddressRange pages = WholePages(data, len);
+  if (PagesResident(pages)) return;
   const uintptr_t at = reinterpret_cast<uintptr_t>(data);
   if (len >= kHugePageMinBuffer) {
     std::optional<AddressRange> mapping = OwnAnonymousMapping(at);
@@ -207,15 +214,15 @@ void PrepareForWrite(char* data, size_t len) {
   }
 #ifdef MADV_POPULATE_WRITE
   // Kernels before 5.14 (EINVAL): the pages fault in as they are written.
-  AddressRange pages = WholePages(data, len);
   (void)::madvise(reinterpret_cast<void*>(pages.begin),
                   pages.end - pages.begin, MADV_POPULATE_WRITE);
 #endif
 }
 
 std::string SpareBuffer::Take(size_t n) {
+  const bool keeps_spare = n >= kHugePageMinBuffer && n <= kMaxSpare;
   std::string s;
-  if (n >= kHugePageMinBuffer && n <= kMaxSpare) {
+  if (keeps_spare) {
     if (spare_.capacity() >= n && spare_.capacity() - n <= n / 8 + 4096) {
       s.swap(spare_);
     } else {
@@ -226,7 +233,7 @@ std::string SpareBuffer::Take(size_t n) {
   PrepareForWrite(s.data(), n);
   // The next one, allocated after `s` (above it when both come from the top
   // of the heap); faulted in when it is used.
-  if (n >= kHugePageMinBuffer && n <= kMaxSpare) spare_.reserve(n);
+  if (keeps_spare) spare_.reserve(n);
   return s;
 }
 
