@@ -21,6 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "pool/internal/fresh_memory.h"
+#include "pool/internal/worker_slots.h"
 #include "process/exception_name.h"
 #include "process/internal/pidfd.h"
 #include "process/spawn.h"
@@ -202,7 +203,11 @@ ForkTransport::ForkTransport(const FunctionTable* table,
       driver_wake_(std::move(driver_wake)) {}
 
 ForkTransport::Proc::~Proc() {
-  if (slot != nullptr) munmap(slot, sizeof(*slot));
+  if (slot_is_taken) {
+    WorkerSlots::Give(slot);
+  } else if (slot != nullptr) {
+    munmap(slot, sizeof(*slot));
+  }
 }
 
 absl::StatusOr<int> ForkTransport::Proc::Reap() {
@@ -258,11 +263,10 @@ absl::StatusOr<WorkerId> ForkTransport::StartWorker(uint32_t generation) {
   (void)generation;  // the forked worker sees the table as it is now
   if (options_.launcher) return StartLaunched();
   MP_ASSIGN_OR_RETURN(FdPair pair, MakeSocketPair());
-  void* page = mmap(nullptr, sizeof(std::atomic<uint64_t>),
-                    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (page == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap");
-  auto p = std::make_unique<Proc>();  // unmaps the page if we fail
-  p->slot = new (page) std::atomic<uint64_t>(0);
+  MP_ASSIGN_OR_RETURN(std::atomic<uint64_t>* slot, WorkerSlots::Take());
+  auto p = std::make_unique<Proc>();  // gives the slot back if we fail
+  p->slot = slot;
+  p->slot_is_taken = true;
 
   std::vector<int> close_fds;
   {
@@ -361,6 +365,17 @@ void RunWorkerLoop(int sock, std::atomic<uint64_t>* slot, size_t max_payload,
   std::string out;
   std::string bare;  // a result sent as it is (ChunkRunner::RunBare)
   const int64_t pid = getpid();
+  // Nothing is allocated before the first byte comes: a worker the pool
+  // stops before giving it work (a pool closed at once, a spare the pool
+  // did not need) ends without touching more of its memory, which is copied
+  // on write from the pool's (each page it writes is a page fault and a
+  // page copied, and one more page for its exit to free).
+  for (;;) {
+    char first;
+    const ssize_t n = ::recv(sock, &first, 1, MSG_PEEK);
+    if (n > 0) break;
+    if (n == 0 || errno != EINTR) return;  // stopped, or the pool is gone
+  }
   ReadBuffer in;
   size_t start = 0;  // parse position in `in`
   int64_t last_flush = mp::MonotonicNanos();

@@ -177,7 +177,10 @@ class ForkTransport : public Transport {
     pid_t pid = -1;
     UniqueFd sock;
     UniqueFd pidfd;
-    std::atomic<uint64_t>* slot = nullptr;  // shared page: running task id
+    std::atomic<uint64_t>* slot = nullptr;  // shared memory: running task id
+    // `slot` is from WorkerSlots::Take() (fork workers); otherwise it is a
+    // mapping of its own (launched workers).
+    bool slot_is_taken = false;
     ResultRing ring;  // the worker's large results, once it sent the fd
     std::string out;
     size_t out_off = 0;
