@@ -6,8 +6,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -16,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "process/fd.h"
+#include "process/internal/test_util.h"
 #include "process/leak_check.h"
 #include "process/spawn.h"
 
@@ -27,15 +26,6 @@ std::string HelperPath() {
   const char* ws = getenv("TEST_WORKSPACE");
   return std::string(srcdir ? srcdir : ".") + "/" + (ws ? ws : "mp") +
          "/pool/sigint_helper";
-}
-
-// Gone, or a zombie waiting for a reaper that is not us.
-bool Dead(int64_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return true;
-  std::string s((std::istreambuf_iterator<char>(stat)), {});
-  size_t close = s.rfind(')');
-  return close != std::string::npos && close + 2 < s.size() && s[close + 2] == 'Z';
 }
 
 std::string ReadAll(int fd, absl::Duration timeout) {
@@ -97,8 +87,12 @@ void RunCtrlC(bool whole_group, const std::string& method = "fork") {
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   for (int64_t w : workers) {
     absl::Time until = absl::Now() + absl::Seconds(5);
-    while (!Dead(w) && absl::Now() < until) absl::SleepFor(absl::Milliseconds(10));
-    EXPECT_TRUE(Dead(w)) << "worker " << w << " outlived the pool's owner";
+    const auto worker = static_cast<pid_t>(w);
+    while (!testing::ProcessGoneOrZombie(worker) && absl::Now() < until) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    EXPECT_TRUE(testing::ProcessGoneOrZombie(worker))
+        << "worker " << w << " outlived the pool's owner";
   }
   std::string rest = ReadAll(out->read.get(), absl::Seconds(2));
   EXPECT_EQ(rest.find("map returned"), std::string::npos) << rest;

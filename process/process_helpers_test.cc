@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <fstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,6 +20,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "process/fd.h"
+#include "process/internal/test_util.h"
 #include "process/leak_check.h"
 #include "process/spawn.h"
 
@@ -74,24 +74,13 @@ std::string ReadAll(int fd) {
   return all;
 }
 
-// True when `pid` is gone or a zombie (not ours: its new parent reaps it).
-bool Gone(pid_t pid) {
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  if (!stat) return true;
-  std::string text((std::istreambuf_iterator<char>(stat)),
-                   std::istreambuf_iterator<char>());
-  size_t close = text.rfind(')');
-  return close == std::string::npos || close + 2 >= text.size() ||
-         text[close + 2] == 'Z' || text[close + 2] == 'X';
-}
-
 bool GoneWithin(pid_t pid, absl::Duration d) {
   absl::Time deadline = absl::Now() + d;
   while (absl::Now() < deadline) {
-    if (Gone(pid)) return true;
+    if (mp::testing::ProcessGoneOrZombie(pid)) return true;
     absl::SleepFor(absl::Milliseconds(10));
   }
-  return Gone(pid);
+  return mp::testing::ProcessGoneOrZombie(pid);
 }
 
 class DaemonTest : public ::testing::TestWithParam<const char*> {};
@@ -109,13 +98,13 @@ TEST_P(DaemonTest, DaemonChildDiesWithItsSigkilledParent) {
   int child = 0;
   ASSERT_TRUE(absl::SimpleAtoi(ReadLine(parent.out.get()), &child));
   ASSERT_GT(child, 0);
-  EXPECT_FALSE(Gone(child));
+  EXPECT_FALSE(mp::testing::ProcessGoneOrZombie(child));
   ASSERT_EQ(::kill(parent.pid, SIGKILL), 0);
   absl::StatusOr<int> code = mp::WaitPid(parent.pid);
   ASSERT_TRUE(code.ok());
   EXPECT_EQ(*code, -SIGKILL);
   EXPECT_TRUE(GoneWithin(child, absl::Seconds(10)));
-  if (!Gone(child)) ::kill(child, SIGKILL);
+  if (!mp::testing::ProcessGoneOrZombie(child)) ::kill(child, SIGKILL);
   parent.out.reset();
   absl::Status s = leaks.Verify();
   EXPECT_TRUE(s.ok()) << s;
@@ -131,7 +120,7 @@ TEST_P(DaemonTest, NonDaemonChildOutlivesItsSigkilledParent) {
   ASSERT_TRUE(mp::WaitPid(parent.pid).ok());
   // Give a wrongly delivered death signal time to act.
   absl::SleepFor(absl::Milliseconds(300));
-  EXPECT_FALSE(Gone(child));
+  EXPECT_FALSE(mp::testing::ProcessGoneOrZombie(child));
   ::kill(child, SIGKILL);  // ours to end: we started it (indirectly)
   EXPECT_TRUE(GoneWithin(child, absl::Seconds(10)));
   parent.out.reset();
