@@ -6,14 +6,17 @@
 //   bench/compare.py --area pool
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bench/raw_peer.h"
@@ -83,9 +86,10 @@ BENCHMARK(BM_PoolStartCloseJoin)->UseRealTime();
 
 // Informational floors for BM_PoolStartCloseJoin, in this same binary (same
 // mappings to copy at fork): two children forked one after the other that
-// `_exit(0)` at once, reaped with waitpid; and the pool's shape without the
-// pool: two children that block reading a socketpair until EOF, the parent
-// shuts both sockets, then reaps both.
+// `_exit(0)` at once, reaped with waitpid; the workers without the pool: two
+// children that block reading a socketpair until EOF, the parent shuts both
+// sockets, then reaps both; and (BM_BareTwoForksThreadReap) the same with a
+// thread that reaps them, as the pool's handler thread does.
 void BM_BareTwoForksExitWait(benchmark::State& state) {
   for (auto _ : state) {
     if (!mp::bench::ForkExitReap(2)) {
@@ -126,6 +130,63 @@ void BM_BareTwoForksEofWait(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_BareTwoForksEofWait)->UseRealTime();
+
+// The pool's shape without the pool: BM_BareTwoForksEofWait plus a thread,
+// created after the forks, that polls the two children's pidfds and reaps
+// each as it ends; the caller joins it.
+void BM_BareTwoForksThreadReap(benchmark::State& state) {
+  for (auto _ : state) {
+    pid_t pids[2];
+    int socks[2][2];
+    int pidfds[2];
+    for (int i = 0; i < 2; ++i) {
+      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, socks[i]) != 0) {
+        state.SkipWithError("socketpair");
+        return;
+      }
+      pids[i] = fork();
+      if (pids[i] == 0) {
+        char c;
+        close(socks[i][0]);
+        while (read(socks[i][1], &c, 1) > 0) {
+        }
+        _exit(0);
+      }
+      close(socks[i][1]);
+      pidfds[i] = static_cast<int>(syscall(SYS_pidfd_open, pids[i], 0));
+    }
+    std::thread reaper([&] {
+      bool reaped[2] = {false, false};
+      for (int left = 2; left > 0;) {
+        struct pollfd fds[2];
+        int slot[2];
+        int n = 0;
+        for (int i = 0; i < 2; ++i) {
+          if (!reaped[i]) {
+            fds[n] = {pidfds[i], POLLIN, 0};
+            slot[n++] = i;
+          }
+        }
+        if (poll(fds, n, -1) < 0) continue;
+        for (int k = 0; k < n; ++k) {
+          if (fds[k].revents == 0) continue;
+          int st;
+          waitpid(pids[slot[k]], &st, 0);
+          reaped[slot[k]] = true;
+          --left;
+        }
+      }
+    });
+    for (int i = 0; i < 2; ++i) shutdown(socks[i][0], SHUT_WR);
+    reaper.join();
+    for (int i = 0; i < 2; ++i) {
+      close(socks[i][0]);
+      close(pidfds[i]);
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_BareTwoForksThreadReap)->UseRealTime();
 
 // Map of N trivial tasks with Python's default chunksize.
 void BM_PoolMap(benchmark::State& state) {
