@@ -101,30 +101,53 @@ void BM_BareTwoForksExitWait(benchmark::State& state) {
 }
 BENCHMARK(BM_BareTwoForksExitWait)->UseRealTime();
 
+// Forks a child that reads its end of a new socketpair until EOF and then
+// exits; `*sock` gets the other end. -1 when socketpair or fork failed.
+pid_t ForkEofChild(int* sock) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -1;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    char c;
+    close(sv[0]);
+    while (read(sv[1], &c, 1) > 0) {
+    }
+    _exit(0);
+  }
+  close(sv[1]);
+  if (pid < 0) {
+    close(sv[0]);
+    return -1;
+  }
+  *sock = sv[0];
+  return pid;
+}
+
+// Two ForkEofChild()s; on failure, the first is ended and reaped again.
+bool ForkTwoEofChildren(pid_t pids[2], int socks[2]) {
+  pids[0] = ForkEofChild(&socks[0]);
+  if (pids[0] < 0) return false;
+  pids[1] = ForkEofChild(&socks[1]);
+  if (pids[1] >= 0) return true;
+  close(socks[0]);
+  int st;
+  waitpid(pids[0], &st, 0);
+  return false;
+}
+
 void BM_BareTwoForksEofWait(benchmark::State& state) {
   for (auto _ : state) {
     pid_t pids[2];
-    int socks[2][2];
-    for (int i = 0; i < 2; ++i) {
-      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, socks[i]) != 0) {
-        state.SkipWithError("socketpair");
-        return;
-      }
-      pids[i] = fork();
-      if (pids[i] == 0) {
-        char c;
-        close(socks[i][0]);
-        while (read(socks[i][1], &c, 1) > 0) {
-        }
-        _exit(0);
-      }
-      close(socks[i][1]);
+    int socks[2];
+    if (!ForkTwoEofChildren(pids, socks)) {
+      state.SkipWithError("socketpair or fork");
+      break;
     }
-    for (int i = 0; i < 2; ++i) shutdown(socks[i][0], SHUT_WR);
+    for (int i = 0; i < 2; ++i) shutdown(socks[i], SHUT_WR);
     for (int i = 0; i < 2; ++i) {
       int st;
-      if (pids[i] > 0) waitpid(pids[i], &st, 0);
-      close(socks[i][0]);
+      waitpid(pids[i], &st, 0);
+      close(socks[i]);
     }
   }
   state.SetItemsProcessed(state.iterations());
@@ -137,22 +160,13 @@ BENCHMARK(BM_BareTwoForksEofWait)->UseRealTime();
 void BM_BareTwoForksThreadReap(benchmark::State& state) {
   for (auto _ : state) {
     pid_t pids[2];
-    int socks[2][2];
+    int socks[2];
+    if (!ForkTwoEofChildren(pids, socks)) {
+      state.SkipWithError("socketpair or fork");
+      break;
+    }
     int pidfds[2];
     for (int i = 0; i < 2; ++i) {
-      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, socks[i]) != 0) {
-        state.SkipWithError("socketpair");
-        return;
-      }
-      pids[i] = fork();
-      if (pids[i] == 0) {
-        char c;
-        close(socks[i][0]);
-        while (read(socks[i][1], &c, 1) > 0) {
-        }
-        _exit(0);
-      }
-      close(socks[i][1]);
       pidfds[i] = static_cast<int>(syscall(SYS_pidfd_open, pids[i], 0));
     }
     std::thread reaper([&] {
@@ -177,10 +191,10 @@ void BM_BareTwoForksThreadReap(benchmark::State& state) {
         }
       }
     });
-    for (int i = 0; i < 2; ++i) shutdown(socks[i][0], SHUT_WR);
+    for (int i = 0; i < 2; ++i) shutdown(socks[i], SHUT_WR);
     reaper.join();
     for (int i = 0; i < 2; ++i) {
-      close(socks[i][0]);
+      close(socks[i]);
       close(pidfds[i]);
     }
   }
