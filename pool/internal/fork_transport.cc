@@ -366,10 +366,10 @@ void RunWorkerLoop(int sock, std::atomic<uint64_t>* slot, size_t max_payload,
   std::string bare;  // a result sent as it is (ChunkRunner::RunBare)
   const int64_t pid = getpid();
   // Nothing is allocated before the first byte comes: a worker the pool
-  // stops before giving it work (a pool closed at once, a spare the pool
-  // did not need) ends without touching more of its memory, which is copied
-  // on write from the pool's (each page it writes is a page fault and a
-  // page copied, and one more page for its exit to free).
+  // stops before giving it work (a pool closed at once) ends without
+  // touching more of its memory, which is copied on write from the pool's
+  // (each page it writes is a page fault and a page copied, and one more
+  // page for its exit to free).
   for (;;) {
     char first;
     const ssize_t n = ::recv(sock, &first, 1, MSG_PEEK);
