@@ -1,12 +1,12 @@
 #include "process/spin.h"
 
 #include <sched.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "process/internal/test_util.h"
 #include "process/leak_check.h"
 
 namespace {
@@ -31,16 +31,8 @@ cpu_set_t FirstCpuOf(const cpu_set_t& mask) {
   return one;
 }
 
-// Runs `child` (returning an exit code) in a fork child; its exit code.
-template <typename F>
-int InChild(F child) {
-  const pid_t pid = ::fork();
-  if (pid < 0) return -1;
-  if (pid == 0) ::_exit(child());
-  int status = 0;
-  if (::waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
-  return WEXITSTATUS(status);
-}
+using ::mp::testing::ForkChild;
+using ::mp::testing::WaitChild;
 
 TEST(SpinTest, MonotonicNanosDoesNotGoBackwards) {
   int64_t last = mp::MonotonicNanos();
@@ -53,28 +45,15 @@ TEST(SpinTest, MonotonicNanosDoesNotGoBackwards) {
 }
 
 TEST(SpinTest, SeveralCpusFollowsTheAffinityMask) {
-  cpu_set_t mine;
-  ASSERT_EQ(::sched_getaffinity(0, sizeof(mine), &mine), 0);
+  const cpu_set_t mine = CurrentMask();
   EXPECT_EQ(mp::MayUseSeveralCpus(), CPU_COUNT(&mine) > 1);
   // A child pinned to one CPU is told not to spin.
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-      if (CPU_ISSET(cpu, &mine)) {
-        CPU_SET(cpu, &one);
-        break;
-      }
-    }
-    if (::sched_setaffinity(0, sizeof(one), &one) != 0) ::_exit(2);
-    ::_exit(mp::MayUseSeveralCpus() ? 1 : 0);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(WaitChild(ForkChild([&mine] {
+              const cpu_set_t one = FirstCpuOf(mine);
+              if (::sched_setaffinity(0, sizeof(one), &one) != 0) return 2;
+              return mp::MayUseSeveralCpus() ? 1 : 0;
+            })),
+            0);
 }
 
 TEST(SpinTest, SpinAllowedAnswersLikeMayUseSeveralCpus) {
@@ -135,24 +114,24 @@ TEST(SpinTest, ForkChildInheritsTheSwitchAndTheAnswer) {
   // The disable switch holds in a child forked while it is on, and can be
   // turned off there.
   mp::process_internal::SetSpinDisabledForTesting(true);
-  EXPECT_EQ(InChild([several] {
+  EXPECT_EQ(WaitChild(ForkChild([several] {
               if (mp::SpinAllowed()) return 1;
               mp::process_internal::SetSpinDisabledForTesting(false);
               return mp::SpinAllowed() == several ? 0 : 2;
-            }),
+            })),
             0);
   EXPECT_FALSE(mp::SpinAllowed());  // the child's change stayed there
   mp::process_internal::SetSpinDisabledForTesting(false);
   EXPECT_EQ(mp::SpinAllowed(), several);
   // A child inherits the forking thread's cached answer; a child pinned to
   // one CPU sees that after a forget.
-  EXPECT_EQ(InChild([&mine, several] {
+  EXPECT_EQ(WaitChild(ForkChild([&mine, several] {
               const cpu_set_t one = FirstCpuOf(mine);
               if (::sched_setaffinity(0, sizeof(one), &one) != 0) return 3;
               if (mp::SpinAllowed() != several) return 1;
               mp::process_internal::ForgetSpinAllowedForTesting();
               return mp::SpinAllowed() ? 2 : 0;
-            }),
+            })),
             0);
   EXPECT_EQ(mp::SpinAllowed(), several);
   EXPECT_TRUE(leaks.Verify().ok());

@@ -1,6 +1,5 @@
 #include "pool/internal/worker_slots.h"
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -9,6 +8,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "process/internal/test_util.h"
 #include "process/leak_check.h"
 
 namespace mp {
@@ -23,15 +23,8 @@ Slot MustTake() {
   return slot.ok() ? *slot : nullptr;
 }
 
-// Runs `child` in a forked child; its return value is the exit code.
-template <typename F>
-int InChild(F child) {
-  pid_t pid = fork();
-  if (pid == 0) _exit(child());
-  int status = 0;
-  EXPECT_EQ(waitpid(pid, &status, 0), pid);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+using ::mp::testing::ForkChild;
+using ::mp::testing::WaitChild;
 
 TEST(WorkerSlotsTest, DistinctZeroedAndReusedWithoutNewPages) {
   Slot a = MustTake();
@@ -74,10 +67,10 @@ TEST(WorkerSlotsTest, AForkedWorkerWritesWhatThePoolReads) {
   testing::LeakCheck leaks;
   Slot slot = MustTake();
   ASSERT_NE(slot, nullptr);
-  EXPECT_EQ(InChild([slot] {
+  EXPECT_EQ(WaitChild(ForkChild([slot] {
               slot->store(0xfeedULL);
               return 0;
-            }),
+            })),
             0);
   EXPECT_EQ(slot->load(), 0xfeedULL);
   WorkerSlots::Give(slot);
@@ -91,7 +84,7 @@ TEST(WorkerSlotsTest, AForkedChildMapsPagesOfItsOwn) {
   // The child inherits the parent's pages but owns none of them: its slots
   // come from a page it maps itself, so it can never be handed a slot the
   // parent gives to one of its own workers.
-  EXPECT_EQ(InChild([parents] {
+  EXPECT_EQ(WaitChild(ForkChild([parents] {
               if (WorkerSlots::PagesMappedForTesting() != 0) return 1;
               absl::StatusOr<Slot> mine = WorkerSlots::Take();
               if (!mine.ok()) return 2;
@@ -103,7 +96,7 @@ TEST(WorkerSlotsTest, AForkedChildMapsPagesOfItsOwn) {
               absl::StatusOr<Slot> next = WorkerSlots::Take();
               if (!next.ok() || *next == parents) return 5;
               return 0;
-            }),
+            })),
             0);
   EXPECT_EQ(parents->load(), 0u);
   WorkerSlots::Give(parents);

@@ -2,11 +2,13 @@
 // File: process/internal/test_util.h
 // -----------------------------------------------------------------------------
 //
-// Test-only helpers for tests that run or wait on other processes: polling
-// for a condition with a generous bound (a hang check, not a timing),
-// whether a process (any, not only a child) has ended, whether a shared
-// memory segment exists, and where a test's data dependency is.
+// Test-only helpers for tests that run or wait on other processes: running
+// a function in a fork child and reaping it, polling for a condition with a
+// generous bound (a hang check, not a timing), whether a process (any, not
+// only a child) has ended, whether a shared memory segment exists, and
+// where a test's data dependency is.
 //
+//   EXPECT_EQ(mp::testing::WaitChild(mp::testing::ForkChild([] { return 0; })), 0);
 //   EXPECT_TRUE(mp::testing::Eventually([&] { return !SegmentExists(); }));
 //   EXPECT_TRUE(mp::testing::Eventually(
 //       [&] { return mp::testing::ProcessGoneOrZombie(tracker_pid); }));
@@ -14,12 +16,16 @@
 #ifndef MP_PROCESS_INTERNAL_TEST_UTIL_H_
 #define MP_PROCESS_INTERNAL_TEST_UTIL_H_
 
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -29,6 +35,36 @@
 
 namespace mp {
 namespace testing {
+
+// ForkChild()
+//
+// Forks a child that runs `body` and _exit()s with its result (stdio is
+// flushed before and after, so nothing buffered is written twice). The
+// child's pid, or -1 when fork failed.
+inline pid_t ForkChild(const std::function<int()>& body) {
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int code = body();
+    std::fflush(nullptr);
+    ::_exit(code);
+  }
+  return pid;
+}
+
+// WaitChild()
+//
+// Reaps the child `pid`: its exit code, with Python's convention (-N for
+// signal N); -1000 when it cannot be waited for (no such child, or `pid` is
+// ForkChild()'s -1).
+inline int WaitChild(pid_t pid) {
+  if (pid < 0) return -1000;
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return -1000;
+  }
+  return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+}
 
 // Eventually()
 //

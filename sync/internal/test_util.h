@@ -12,14 +12,11 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
-#include <functional>
 #include <new>
 #include <string>
 #include <thread>
@@ -67,27 +64,9 @@ class SharedMapping {
   T* obj_;
 };
 
-// Forks a child that runs `body` and _exit()s with its result.
-inline pid_t ForkChild(const std::function<int()>& body) {
-  std::fflush(nullptr);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int code = 1;
-    code = body();
-    std::fflush(nullptr);
-    ::_exit(code);
-  }
-  return pid;
-}
-
-// Reaps `pid`; Python's exit code convention (-N for signal N).
-inline int WaitChild(pid_t pid) {
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return -1000;
-  }
-  return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
-}
+// Fork a child that runs a function and reap it (process/internal/test_util.h).
+using ::mp::testing::ForkChild;
+using ::mp::testing::WaitChild;
 
 // Polls up to 10 s for `pred` (process/internal/test_util.h).
 using ::mp::testing::Eventually;
